@@ -1,0 +1,146 @@
+"""What the Landsat-Bench datasets share: arguments, download/extract, bad-sample policy."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from torch import Tensor
+from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
+from torchgeo.datasets.utils import download_url, extract_archive
+
+from .utils import MissingSampleFileError, OnError, filter_valid, verify_md5, warn_skipped
+
+Transforms = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+
+
+class LandsatBenchDataset(NonGeoDataset, abc.ABC):
+    """A split of a Landsat-Bench dataset: an archive extracted under ``root`` plus split files.
+
+    Subclasses set the class attributes and implement :meth:`_list_samples` (split ids whose files
+    exist) and :meth:`_load` (one validated sample).
+    """
+
+    #: base URL of the archive (and of the split files unless :attr:`split_url` is set)
+    url: ClassVar[str]
+    split_url: ClassVar[str | None] = None
+    #: archive name, and the directory it extracts to under ``root``
+    filename: ClassVar[str]
+    directory: ClassVar[str]
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    split_filenames: ClassVar[dict[str, str]]
+    #: MD5 per downloaded file; None = unpublished (``checksum=True`` then warns). Overridable.
+    md5s: ClassVar[dict[str, str | None]]
+    #: band count of the files on disk
+    num_bands: ClassVar[int]
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        patch_size: int | None,
+        transforms: Transforms | None,
+        download: bool,
+        checksum: bool,
+        on_error: OnError,
+        allow_all_fill: bool,
+    ) -> None:
+        """Validate arguments, make the data available, and index the split.
+
+        Raises:
+            ValueError: for an invalid argument.
+            DatasetNotFoundError: if the data is absent and ``download`` is False.
+            MissingSampleFileError: (``on_error="raise"``) a listed sample has no file.
+        """
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {self.splits}, got {split!r}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if patch_size is not None and patch_size < 1:
+            raise ValueError(f"patch_size must be positive or None, got {patch_size}")
+        self.root = root
+        self.split = split
+        self.patch_size = patch_size
+        self.transforms = transforms
+        self.download = download
+        self.checksum = checksum
+        self.on_error = on_error
+        self.allow_all_fill = allow_all_fill
+
+        self._verify()
+        ids, missing = self._list_samples()
+        if missing and on_error == "raise":
+            first = next(iter(missing.values()))
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise MissingSampleFileError(f"{first}{more}; pass on_error='skip' to drop them")
+        #: id -> reason for every sample dropped by ``on_error="skip"`` (empty otherwise)
+        self.skipped: dict[str, str] = missing
+        if on_error == "skip":
+            ids, bad = filter_valid(ids, self._load, str)
+            self.skipped.update(bad)
+            warn_skipped(type(self).__name__, self.skipped, len(ids))
+        #: sample ids of this split, in split-file order
+        self.ids: list[str] = ids
+
+    def __len__(self) -> int:
+        """Number of samples in the split."""
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Sample ``index``: ``image`` (7, P, P) float32 DN, ``label``, ``lat``/``lon``/``time``."""
+        sample = self._load(self.ids[index])
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    @property
+    def split_path(self) -> str:
+        """Path of this split's split file."""
+        return os.path.join(self.root, self.split_filenames[self.split])
+
+    @abc.abstractmethod
+    def _data_dirs(self) -> list[str]:
+        """Directories whose presence means the archive is extracted."""
+
+    @abc.abstractmethod
+    def _list_samples(self) -> tuple[list[str], dict[str, str]]:
+        """Ids of the split whose files exist, and ``{id: reason}`` for those missing a file."""
+
+    @abc.abstractmethod
+    def _load(self, sample_id: str) -> dict[str, Tensor]:
+        """Read and validate one sample, raising :class:`InvalidSampleError` naming the file."""
+
+    def _verify(self) -> None:
+        """Find, else extract, else download the split files and the archive (torchgeo style)."""
+        wanted = self.split_filenames[self.split]
+        for split_file in self.split_filenames.values():
+            # All splits at once so that setup() on several ranks never downloads concurrently.
+            self._fetch(split_file, self.split_url or self.url, required=split_file == wanted)
+        if all(os.path.isdir(d) for d in self._data_dirs()):
+            return
+        if os.path.isfile(os.path.join(self.root, self.filename)) or self.download:
+            extract_archive(self._fetch(self.filename, self.url, required=True), self.root)
+            return
+        raise DatasetNotFoundError(self)
+
+    def _fetch(self, filename: str, base_url: str, required: bool) -> str:
+        """Local path of a top-level file, downloaded if absent and allowed, MD5-checked on request.
+
+        Raises:
+            DatasetNotFoundError: if a ``required`` file is absent and ``download`` is False.
+        """
+        path = os.path.join(self.root, filename)
+        if not os.path.isfile(path):
+            if not self.download:
+                if required:
+                    raise DatasetNotFoundError(self)
+                return path
+            os.makedirs(self.root, exist_ok=True)
+            # md5 is checked below rather than by download_url, so that files already on disk
+            # (and those copied by a test's patched downloader) are verified the same way.
+            download_url(base_url + filename, self.root, filename=filename)
+        verify_md5(path, self.md5s.get(filename), self.checksum)
+        return path

@@ -1,0 +1,232 @@
+"""BigEarthNet-Landsat (Landsat-Bench): 7-band Landsat patches, CORINE multi-labels, metadata."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchgeo.datasets import BigEarthNet
+
+from .base import LandsatBenchDataset, Transforms
+from .metadata import bounds_center_lonlat, metadata_tensors, parse_acquisition_date
+from .plotting import plot_rgb
+from .utils import (
+    InvalidSampleError,
+    MissingSampleFileError,
+    OnError,
+    center_crop,
+    check_pixels,
+    read_raster,
+    resize,
+    to_tensor,
+)
+
+
+class BigEarthNetLS(LandsatBenchDataset):
+    """BigEarthNet-L from Landsat-Bench (Corley et al., 2025).
+
+    Landsat 8/9 Collection 2 Level-2 patches (SR_B1..SR_B7, 30 m, 38..45 px) co-located with the
+    BigEarthNet v1 Sentinel-2 patches, with their CORINE labels. Layout under ``root``::
+
+        bigearthnet-l/images/<id>.tif                   7-band uint16 GeoTIFF
+        bigearthnet-l/labels/<id>_labels_metadata.json  labels, UTM bounds, projection, date
+        bigearthnet-{train,val,test}.csv                patch id in the first column
+
+    Sample keys:
+
+    * ``image``: float32 (7, P, P) raw DN, P = ``patch_size``. Larger patches are center-cropped;
+      a dimension smaller than P (rare, 38-39 px) is bilinearly resized up to P after the crop
+      (a resize rather than a reflect-pad, which would mirror edge structure into the patch).
+      Partial fill (DN 0) is kept; an image that is entirely fill is a bad sample unless
+      ``allow_all_fill`` (Landsat-Bench has such patches), a non-finite one always is.
+    * ``label``: int64 multi-hot (``num_classes``,); 43 CORINE labels mapped to 19 with
+      torchgeo's :class:`~torchgeo.datasets.BigEarthNet` converter (some map to none).
+    * ``lat``, ``lon``: float32 0-dim degrees, centre of the JSON's UTM bounds in WGS84
+      (the GeoTIFF transform of Landsat-Bench files is not used).
+    * ``time``: float64 0-dim POSIX seconds (UTC) of the JSON ``acquisition_date`` (the
+      Sentinel-2 date of the original patch; the Landsat scene is within +-6 months).
+
+    Bad input (``on_error``): with ``"raise"`` a missing image or label file fails at
+    ``__init__``, a corrupt/truncated TIFF, wrong band count, bad JSON, unparseable date or
+    out-of-range position fails at ``__getitem__``; every message names the file. With
+    ``"skip"`` every sample is read once at ``__init__``, bad ones are dropped and listed in
+    :attr:`skipped` (id -> reason), and a warning gives the count.
+    """
+
+    url = "https://hf.co/datasets/isaaccorley/bigearthnet-l/resolve/main/"
+    filename = "bigearthnet-l.tar.gz"
+    directory = "bigearthnet-l"
+    split_filenames: ClassVar[dict[str, str]] = {
+        "train": "bigearthnet-train.csv",
+        "val": "bigearthnet-val.csv",
+        "test": "bigearthnet-test.csv",
+    }
+    md5s: ClassVar[dict[str, str | None]] = {
+        filename: None,
+        **dict.fromkeys(split_filenames.values()),
+    }
+    num_bands = 7
+    #: BigEarthNet v1 patch names; used to tell a CSV header row from an id.
+    id_pattern = re.compile(r"^S2[AB]_MSIL2A_\d{8}T\d+_\d+_\d+$")
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        split: str = "train",
+        num_classes: int = 19,
+        patch_size: int | None = 40,
+        transforms: Transforms | None = None,
+        download: bool = False,
+        checksum: bool = False,
+        on_error: OnError = "raise",
+        allow_all_fill: bool = False,
+    ) -> None:
+        """Initialize a new BigEarthNetLS instance.
+
+        Args:
+            root: directory holding the split CSVs and ``bigearthnet-l/``.
+            split: one of "train", "val", "test".
+            num_classes: 19 (BigEarthNet-19 nomenclature) or 43 (original CORINE labels).
+            patch_size: output height/width in px; None keeps each patch's native size.
+            transforms: applied to each sample dict.
+            download: fetch and extract missing files from the Hugging Face Hub.
+            checksum: verify MD5s of the split CSVs and the archive where they are known.
+            on_error: "raise" or "skip" bad samples (see class docstring).
+            allow_all_fill: keep patches that are entirely fill (DN 0) instead of treating them
+                as bad samples (their labels describe nothing visible).
+
+        Raises:
+            ValueError: for an invalid argument.
+            DatasetNotFoundError: if the data is absent and ``download`` is False.
+            MissingSampleFileError: (``on_error="raise"``) an id's image or label file is absent.
+        """
+        if num_classes not in (19, 43):
+            raise ValueError(f"num_classes must be 19 or 43, got {num_classes}")
+        self.num_classes = num_classes
+        self.classes: list[str] = BigEarthNet.class_sets[num_classes]
+        self._class2idx = {c: i for i, c in enumerate(BigEarthNet.class_sets[43])}
+        self.image_dir = os.path.join(root, self.directory, "images")
+        self.label_dir = os.path.join(root, self.directory, "labels")
+        super().__init__(
+            root, split, patch_size, transforms, download, checksum, on_error, allow_all_fill
+        )
+
+    def image_path(self, patch_id: str) -> str:
+        """Path of a patch's GeoTIFF."""
+        return os.path.join(self.image_dir, f"{patch_id}.tif")
+
+    def label_path(self, patch_id: str) -> str:
+        """Path of a patch's label/metadata JSON."""
+        return os.path.join(self.label_dir, f"{patch_id}_labels_metadata.json")
+
+    def _read_split_ids(self) -> list[str]:
+        """Patch ids in the first column of the split CSV, without a header row if it has one."""
+        with open(self.split_path, newline="") as f:
+            ids = [row[0].strip() for row in csv.reader(f) if row and row[0].strip()]
+        # A header ("0" in the sample set, a column name elsewhere) is neither a known image nor
+        # shaped like a patch name; a real id that merely lacks its image is kept and reported.
+        if (
+            ids
+            and not self.id_pattern.match(ids[0])
+            and not os.path.isfile(self.image_path(ids[0]))
+        ):
+            del ids[0]
+        return ids
+
+    def _data_dirs(self) -> list[str]:
+        """The extracted image and label directories."""
+        return [self.image_dir, self.label_dir]
+
+    def _list_samples(self) -> tuple[list[str], dict[str, str]]:
+        """Split ids with both files, found by two directory listings instead of 2N stats."""
+        images = set(os.listdir(self.image_dir))
+        labels = set(os.listdir(self.label_dir))
+        found: list[str] = []
+        missing: dict[str, str] = {}
+        for patch_id in self._read_split_ids():
+            if f"{patch_id}.tif" not in images:
+                missing[patch_id] = (
+                    f"{self.image_path(patch_id)}: image missing (id in {self.split_path})"
+                )
+            elif f"{patch_id}_labels_metadata.json" not in labels:
+                missing[patch_id] = f"{self.label_path(patch_id)}: label JSON missing"
+            else:
+                found.append(patch_id)
+        return found, missing
+
+    def _load(self, patch_id: str) -> dict[str, Tensor]:
+        """Read, validate and assemble one sample (no transforms)."""
+        path = self.image_path(patch_id)
+        array = read_raster(path, self.num_bands)
+        check_pixels(array, path, self.allow_all_fill)
+        image = to_tensor(array)
+        if self.patch_size is not None:
+            image = resize(center_crop(image, self.patch_size), self.patch_size)
+        label, meta = self._load_label(patch_id)
+        return {"image": image, "label": self._encode(label, patch_id), **meta}
+
+    def _load_label(self, patch_id: str) -> tuple[list[str], dict[str, Tensor]]:
+        """Label names and ``lat``/``lon``/``time`` tensors from a patch's JSON."""
+        path = self.label_path(patch_id)
+        try:
+            with open(path) as f:
+                doc: dict[str, Any] = json.load(f)
+        except FileNotFoundError as err:
+            raise MissingSampleFileError(f"{path}: label JSON missing") from err
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InvalidSampleError(f"{path}: unreadable label JSON ({err})") from err
+        if not isinstance(doc, dict):
+            raise InvalidSampleError(f"{path}: label JSON is not an object")
+        labels = doc.get("labels")
+        if not isinstance(labels, list) or not labels:
+            raise InvalidSampleError(f"{path}: 'labels' missing or empty")
+        lat, lon = bounds_center_lonlat(doc, Path(path))
+        time = parse_acquisition_date(doc.get("acquisition_date"), Path(path))
+        return labels, metadata_tensors(lat, lon, time)
+
+    def _encode(self, labels: list[str], patch_id: str) -> Tensor:
+        """CORINE label names -> int64 multi-hot (num_classes,)."""
+        unknown = [name for name in labels if name not in self._class2idx]
+        if unknown:
+            raise InvalidSampleError(f"{self.label_path(patch_id)}: unknown labels {unknown}")
+        indices = [self._class2idx[name] for name in labels]
+        if self.num_classes == 19:
+            # Labels with no 19-class counterpart (e.g. airports) are dropped, as in torchgeo.
+            mapped = (BigEarthNet.label_converter.get(i) for i in indices)
+            indices = [i for i in mapped if i is not None]
+        target = torch.zeros(self.num_classes, dtype=torch.int64)
+        target[indices] = 1
+        return target
+
+    def plot(
+        self, sample: dict[str, Tensor], show_titles: bool = True, suptitle: str | None = None
+    ) -> Figure:
+        """RGB (B4, B3, B2) of a sample titled with its label names (and ``prediction`` if any).
+
+        Args:
+            sample: a sample from :meth:`__getitem__`, optionally with a multi-hot ``prediction``.
+            show_titles: write the label names above the image.
+            suptitle: optional figure title.
+
+        Returns:
+            the figure.
+        """
+        prediction = sample.get("prediction")
+        return plot_rgb(
+            sample["image"],
+            self._names(sample["label"]),
+            None if prediction is None else self._names(prediction),
+            show_titles,
+            suptitle,
+        )
+
+    def _names(self, multi_hot: Tensor) -> list[str]:
+        """Class names of the set entries of a (num_classes,) multi-hot vector."""
+        return [self.classes[i] for i in multi_hot.nonzero().flatten().tolist()]
