@@ -1,0 +1,28 @@
+"""MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``."""
+
+from .encoder import EncoderOutput, MoEMAEEncoder
+from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
+from .metadata import METADATA_FIELDS, encode_metadata, iso_week_and_utc_hour
+from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
+from .registry import HF_HUB_ID, MODEL_SIZES, create_mae, load_checkpoint, read_checkpoint
+
+__all__ = [
+    "HF_HUB_ID",
+    "METADATA_FIELDS",
+    "MODEL_SIZES",
+    "EncoderOutput",
+    "MAEOutput",
+    "MoEAux",
+    "MoEMAE",
+    "MoEMAEEncoder",
+    "NoisyTopKGate",
+    "SwiGLUMoE",
+    "create_mae",
+    "encode_metadata",
+    "iso_week_and_utc_hour",
+    "load_checkpoint",
+    "patchify",
+    "random_masking",
+    "read_checkpoint",
+    "unpatchify",
+]

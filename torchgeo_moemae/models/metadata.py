@@ -1,0 +1,138 @@
+"""Geo-temporal metadata encoding: (lat, lon, time) -> four cyclic (sin, cos) pairs.
+
+Conventions (shared by the datasets, the model and the docs):
+
+* ``lat``, ``lon``: degrees, tensors of shape ``(B,)``.
+* ``time``: POSIX seconds, UTC, shape ``(B,)``; use float64 so that minutes survive.
+* NaN marks a missing value for one sample; ``None`` marks it missing for the whole batch.
+  A missing value is encoded as the pair ``(0, 0)``, exactly as the authors' model saw EuroSAT.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["METADATA_FIELDS", "encode_metadata", "iso_week_and_utc_hour"]
+
+#: Order of the metadata tokens in the encoder sequence (token i is field i; CLS follows at 4).
+METADATA_FIELDS: tuple[str, ...] = ("week", "hour", "lat", "lon")
+
+_SECONDS_PER_DAY = 86_400
+
+
+def _days_from_civil_jan1(year: Tensor) -> Tensor:
+    """Days since 1970-01-01 of January 1st of ``year`` (proleptic Gregorian, int64)."""
+    # H. Hinnant's days_from_civil for month=1, day=1 (January counts in the previous era-year).
+    y = year - 1
+    era = torch.div(y, 400, rounding_mode="floor")
+    yoe = y - era * 400
+    doy = 306  # (153 * (1 + 9) + 2) // 5 + 1 - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _year_from_days(days: Tensor) -> Tensor:
+    """Civil year of a day count since 1970-01-01 (H. Hinnant's civil_from_days, int64)."""
+    z = days + 719_468
+    era = torch.div(z, 146_097, rounding_mode="floor")
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    return yoe + era * 400 + (mp >= 10).long()  # months Jan/Feb belong to the next year
+
+
+def iso_week_and_utc_hour(time: Tensor) -> tuple[Tensor, Tensor]:
+    """ISO-8601 week number (1..53) and UTC hour (0..23) of POSIX timestamps.
+
+    Args:
+        time: POSIX seconds (UTC), shape ``(B,)``; must be finite.
+
+    Returns:
+        ``(week, hour)``, both int64 of shape ``(B,)``.
+    """
+    t = time.double()
+    days = torch.floor(t / _SECONDS_PER_DAY).long()
+    hour = torch.floor((t - days.double() * _SECONDS_PER_DAY) / 3600).long().clamp(0, 23)
+    weekday = (days + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
+    thursday = days - weekday + 3  # the ISO year is the year of the week's Thursday
+    week = (thursday - _days_from_civil_jan1(_year_from_days(thursday))) // 7 + 1
+    return week, hour
+
+
+def _check_field(name: str, value: Tensor | None, batch_size: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"metadata {name!r} must be a torch.Tensor of shape ({batch_size},), got {type(value).__name__}"
+        )
+    if value.shape != (batch_size,):
+        raise ValueError(
+            f"metadata {name!r} must have shape ({batch_size},) to match the image batch, got {tuple(value.shape)}"
+        )
+
+
+def _angle_pair(angle: Tensor, valid: Tensor) -> Tensor:
+    """``(sin, cos)`` of ``angle`` with ``(0, 0)`` where not ``valid``: ``(B,) -> (B, 2)``."""
+    angle = torch.where(valid, angle, torch.zeros_like(angle))
+    pair = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
+    return pair * valid.unsqueeze(-1).to(pair.dtype)
+
+
+def encode_metadata(
+    lat: Tensor | None,
+    lon: Tensor | None,
+    time: Tensor | None,
+    batch_size: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Encode metadata as the four (sin, cos) pairs the encoder consumes.
+
+    week -> ``2*pi*w/52`` (ISO week), hour -> ``2*pi*h/24`` (UTC), lat/lon -> their angle in radians.
+
+    Args:
+        lat: latitude in degrees ``(B,)`` or None.
+        lon: longitude in degrees ``(B,)`` or None.
+        time: POSIX seconds UTC ``(B,)`` or None.
+        batch_size: B, used to validate shapes and to build all-missing encodings.
+        device: device of the result (defaults to that of the first given field).
+        dtype: dtype of the result.
+
+    Returns:
+        ``(B, 4, 2)`` in the order of :data:`METADATA_FIELDS`; missing entries are ``(0, 0)``.
+    """
+    for name, value in (("lat", lat), ("lon", lon), ("time", time)):
+        _check_field(name, value, batch_size)
+    if device is None:
+        device = next((v.device for v in (lat, lon, time) if v is not None), torch.device("cpu"))
+
+    def angle_of(value: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+        if value is None:
+            zeros = torch.zeros(batch_size, device=device, dtype=torch.float64)
+            return zeros, torch.zeros(batch_size, device=device, dtype=torch.bool)
+        v = value.to(device=device, dtype=torch.float64)
+        return v * scale, torch.isfinite(v)
+
+    if time is None:
+        week_angle = hour_angle = torch.zeros(batch_size, device=device, dtype=torch.float64)
+        time_valid = torch.zeros(batch_size, device=device, dtype=torch.bool)
+    else:
+        t = time.to(device=device, dtype=torch.float64)
+        time_valid = torch.isfinite(t)
+        week, hour = iso_week_and_utc_hour(torch.where(time_valid, t, torch.zeros_like(t)))
+        week_angle = 2 * math.pi * week.double() / 52
+        hour_angle = 2 * math.pi * hour.double() / 24
+    lat_angle, lat_valid = angle_of(lat, math.pi / 180)
+    lon_angle, lon_valid = angle_of(lon, math.pi / 180)
+    pairs = [
+        _angle_pair(week_angle, time_valid),
+        _angle_pair(hour_angle, time_valid),
+        _angle_pair(lat_angle, lat_valid),
+        _angle_pair(lon_angle, lon_valid),
+    ]
+    return torch.stack(pairs, dim=1).to(dtype)

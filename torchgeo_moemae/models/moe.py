@@ -1,0 +1,173 @@
+"""Sparse SwiGLU mixture-of-experts feed-forward with a noisy top-k gate (Shazeer et al., 2017)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MoEAux", "NoisyTopKGate", "SwiGLUMoE", "cv_squared"]
+
+
+def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
+    """Squared coefficient of variation ``var(x) / mean(x)^2`` of a 1-D tensor (0 for one element)."""
+    if x.numel() <= 1:
+        return x.new_zeros(())
+    x = x.float()
+    return x.var() / (x.mean() ** 2 + eps)
+
+
+@dataclass
+class MoEAux:
+    """Routing results of one MoE layer.
+
+    Attributes:
+        gates: ``(T, E)`` gate weights, non-zero for the top-k experts of each token (sum 1).
+        importance: ``(E,)`` sum of gates over tokens.
+        load: ``(E,)`` smooth expected token count per expert (training with noise) or the hard count.
+        loss: scalar balancing loss ``w_imp * CV(importance)^2 + w_load * CV(load)^2``.
+    """
+
+    gates: Tensor
+    importance: Tensor
+    load: Tensor
+    loss: Tensor
+
+
+class NoisyTopKGate(nn.Module):
+    """Noisy top-k gating with Shazeer's importance and load balancing losses.
+
+    In training ``H = Wg x + eps * (softplus(Wn x) + noise_eps)`` with ``eps ~ N(0, 1)``; in eval mode
+    ``H = Wg x`` so routing is deterministic (the authors' code adds noise at inference too: a bug).
+
+    Args:
+        dim: token width C.
+        num_experts: E.
+        top_k: experts per token k (< E).
+        noise_eps: floor of the noise std; keeps the load estimate's division finite (as in Shazeer's code).
+        w_importance: weight of CV(importance)^2.
+        w_load: weight of CV(load)^2.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_experts: int,
+        top_k: int = 2,
+        noise_eps: float = 1e-2,
+        w_importance: float = 0.01,
+        w_load: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if not 0 < top_k < num_experts:
+            raise ValueError(
+                f"top_k must be in [1, num_experts - 1], got {top_k} with {num_experts} experts"
+            )
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.noise_eps = noise_eps
+        self.w_importance = w_importance
+        self.w_load = w_load
+        self.w_gate = nn.Linear(dim, num_experts)
+        self.w_noise = nn.Linear(dim, num_experts)
+
+    def forward(self, x: Tensor) -> MoEAux:
+        """Route tokens ``x`` of shape ``(T, C)``."""
+        # Routing decisions are made in float32 even under autocast: bf16 ties flip top-k choices.
+        clean = self.w_gate(x).float()
+        noisy = self.training
+        if noisy:
+            noise_std = F.softplus(self.w_noise(x).float()) + self.noise_eps
+            logits = clean + torch.randn_like(clean) * noise_std
+        else:
+            logits = clean
+        # k+1 largest: the (k+1)-th is the threshold an expert inside the top-k must stay above.
+        top_vals, top_idx = logits.topk(self.top_k + 1, dim=-1)
+        gates = torch.zeros_like(logits).scatter(
+            -1, top_idx[:, : self.top_k], torch.softmax(top_vals[:, : self.top_k], dim=-1)
+        )
+        importance = gates.sum(0)
+        if noisy:
+            # P(expert e is in the top-k when only its own noise is resampled): compare its clean logit
+            # with the k-th largest of the OTHER experts' noisy logits.
+            threshold_in = top_vals[:, self.top_k : self.top_k + 1]  # (k+1)-th: e is in the top-k
+            threshold_out = top_vals[:, self.top_k - 1 : self.top_k]  # k-th: e is outside
+            is_in = logits > threshold_in
+            threshold = torch.where(is_in, threshold_in, threshold_out)
+            load = torch.special.ndtr((clean - threshold) / noise_std).sum(0)
+        else:
+            load = (gates > 0).float().sum(0)
+        loss = self.w_importance * cv_squared(importance) + self.w_load * cv_squared(load)
+        return MoEAux(gates=gates, importance=importance, load=load, loss=loss)
+
+
+class SwiGLUMoE(nn.Module):
+    """Mixture of SwiGLU experts ``W2(silu(W_e x) * V x)`` that share ``V`` and ``W2``.
+
+    Because the top-k gates sum to one and ``W2`` is affine and shared,
+    ``sum_e g_e W2(h_e) = W2(sum_e g_e h_e)``: the fused path runs ``V`` and ``W2`` once per token and
+    all ``W_e`` as one matmul, ``(E + 2) * C * dh`` multiply-adds per token against ``6 * C * dh`` for
+    the per-expert loop of the reference code (fewer for E <= 4), with no gather/scatter and no host
+    synchronisation. Tokens with a zero gate contribute exactly zero (value and gradient).
+
+    Args:
+        dim: token width C.
+        hidden: expert width dh.
+        num_experts: E.
+        top_k: experts per token.
+        drop: dropout on the layer output (training only).
+        dispatch: ``"fused"`` (default) or ``"loop"``, the plain per-expert reference path.
+        **gate_kwargs: forwarded to :class:`NoisyTopKGate`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        num_experts: int,
+        top_k: int = 2,
+        drop: float = 0.1,
+        dispatch: Literal["fused", "loop"] = "fused",
+        **gate_kwargs: float,
+    ) -> None:
+        super().__init__()
+        self.num_experts = num_experts
+        self.hidden = hidden
+        self.dispatch = dispatch
+        self.gate = NoisyTopKGate(dim, num_experts, top_k, **gate_kwargs)
+        self.w = nn.Parameter(torch.empty(num_experts, hidden, dim))
+        self.w_bias = nn.Parameter(torch.zeros(num_experts, hidden))
+        self.v = nn.Linear(dim, hidden)
+        self.w2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+        nn.init.trunc_normal_(self.w, std=0.02)
+
+    def _fused(self, x: Tensor, gates: Tensor) -> Tensor:
+        h = F.linear(x, self.w.flatten(0, 1), self.w_bias.flatten())  # (T, E * dh)
+        h = F.silu(h).view(-1, self.num_experts, self.hidden)
+        mixed = torch.einsum("teh,te->th", h, gates.to(h.dtype))
+        return self.w2(mixed * self.v(x))
+
+    def _loop(self, x: Tensor, gates: Tensor) -> Tensor:
+        out = torch.zeros(x.shape[0], self.w2.out_features, device=x.device, dtype=x.dtype)
+        for e in range(self.num_experts):
+            idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
+            xe = x[idx]
+            he = F.silu(F.linear(xe, self.w[e], self.w_bias[e])) * self.v(xe)
+            out = out.index_add(0, idx, self.w2(he) * gates[idx, e : e + 1].to(x.dtype))
+        return out
+
+    def forward(self, x: Tensor) -> tuple[Tensor, MoEAux]:
+        """``(B, N, C) -> ((B, N, C), routing of the B*N tokens)``."""
+        shape = x.shape
+        tokens = x.reshape(-1, shape[-1])
+        aux = self.gate(tokens)
+        out = (
+            self._loop(tokens, aux.gates)
+            if self.dispatch == "loop"
+            else self._fused(tokens, aux.gates)
+        )
+        return self.drop(out).view(shape), aux
