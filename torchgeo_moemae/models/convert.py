@@ -139,11 +139,11 @@ def convert_upstream_state_dict(
     is_encoder = isinstance(model, MoEMAEEncoder)
     encoder = model if is_encoder else model.encoder  # type: ignore[union-attr]
     sd = dict(state_dict)
-    if "patch_embed.weight" in sd and "encoder.patch_proj.weight" in sd:
-        if not torch.equal(sd["patch_embed.weight"], sd["encoder.patch_proj.weight"]):
-            raise ValueError(
-                "checkpoint keys patch_embed.weight and encoder.patch_proj.weight must be aliases"
-            )
+    alias = sd.get("patch_embed.weight")
+    if alias is not None and not torch.equal(alias, sd["encoder.patch_proj.weight"]):
+        raise ValueError(
+            "checkpoint keys patch_embed.weight and encoder.patch_proj.weight must be aliases"
+        )
     out: dict[str, Tensor] = {
         "encoder.patch_embed.proj.weight": sd["encoder.patch_proj.weight"],
         "encoder.patch_embed.proj.bias": sd["encoder.patch_proj.bias"],
