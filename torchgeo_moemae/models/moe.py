@@ -160,6 +160,11 @@ class SwiGLUMoE(nn.Module):
             out = out.index_add(0, idx, self.w2(he) * gates[idx, e : e + 1].to(x.dtype))
         return out
 
+    def expert_outputs(self, x: Tensor) -> Tensor:
+        """Every expert's ungated output ``W2(silu(W_e x) * V x)`` for analysis: ``(T, C) -> (T, E, C)``."""
+        h = F.silu(torch.einsum("tc,ehc->teh", x, self.w) + self.w_bias)
+        return self.w2(h * self.v(x).unsqueeze(1))
+
     def forward(self, x: Tensor) -> tuple[Tensor, MoEAux]:
         """``(B, N, C) -> ((B, N, C), routing of the B*N tokens)``."""
         shape = x.shape
