@@ -187,8 +187,8 @@ class BigEarthNetLS(LandsatBenchDataset):
         labels = doc.get("labels")
         if not isinstance(labels, list) or not labels:
             raise InvalidSampleError(f"{path}: 'labels' missing or empty")
-        lat, lon = bounds_center_lonlat(doc, Path(path))
-        time = parse_acquisition_date(doc.get("acquisition_date"), Path(path))
+        lat, lon = bounds_center_lonlat(doc, path)
+        time = parse_acquisition_date(doc.get("acquisition_date"), path)
         return labels, metadata_tensors(lat, lon, time)
 
     def _encode(self, labels: list[str], patch_id: str) -> Tensor:

@@ -26,7 +26,7 @@ def to_wgs84(crs: str) -> Transformer:
     return Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
 
 
-def bounds_center_lonlat(label: dict[str, Any], path: Path) -> tuple[float, float]:
+def bounds_center_lonlat(label: dict[str, Any], path: str | Path) -> tuple[float, float]:
     """Centre of a label JSON's UTM bounds (``coordinates`` + ``projection``) in WGS84 degrees.
 
     Returns:
@@ -48,14 +48,18 @@ def bounds_center_lonlat(label: dict[str, Any], path: Path) -> tuple[float, floa
     except CRSError as err:
         raise InvalidSampleError(f"{path}: unknown projection ({err})") from err
     lon, lat = transformer.transform(x, y)
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+    # Projections wrap silently (a northing of 2e7 m still yields a "valid" point), so also
+    # require the point to map back onto itself: that fails outside the projection's domain.
+    x_back, y_back = transformer.transform(lon, lat, direction="INVERSE")
+    valid = math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
+    if not valid or not math.hypot(x_back - x, y_back - y) <= 1.0:
         raise InvalidSampleError(
-            f"{path}: bounds centre maps to lat={lat}, lon={lon}, out of range"
+            f"{path}: bounds centre ({x}, {y}) maps to lat={lat:.4f}, lon={lon:.4f}: out of range"
         )
     return lat, lon
 
 
-def parse_acquisition_date(value: object, path: Path) -> float:
+def parse_acquisition_date(value: object, path: str | Path) -> float:
     """``"YYYY-MM-DD HH:MM:SS"`` (UTC; ISO 8601 with an offset is converted) -> POSIX seconds.
 
     The hour comes from the full timestamp, never from the file name: the reference loader took

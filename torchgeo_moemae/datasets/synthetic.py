@@ -22,7 +22,7 @@ import rasterio
 import torch
 import torch.nn.functional as F
 from pyproj import CRS, Transformer
-from rasterio.transform import from_origin
+from rasterio import Affine
 
 from .bigearthnet_ls import BigEarthNetLS
 
@@ -112,7 +112,7 @@ def _write_patch(
         "height": size,
         "width": size,
         "crs": crs,
-        "transform": from_origin(ul[0], ul[1], PIXEL_SIZE, PIXEL_SIZE),
+        "transform": Affine(PIXEL_SIZE, 0, ul[0], 0, -PIXEL_SIZE, ul[1]),
     }
     with rasterio.open(base / "images" / f"{patch_id}.tif", "w", **profile) as dst:
         dst.write(image)

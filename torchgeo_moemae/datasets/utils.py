@@ -36,7 +36,7 @@ class MissingSampleFileError(InvalidSampleError, FileNotFoundError):
     """A file a sample needs (image, label JSON) does not exist."""
 
 
-def read_raster(path: Path, expected_bands: int) -> np.ndarray:
+def read_raster(path: str | Path, expected_bands: int) -> np.ndarray:
     """Read a whole multi-band GeoTIFF.
 
     Args:
@@ -65,7 +65,7 @@ def read_raster(path: Path, expected_bands: int) -> np.ndarray:
     return array
 
 
-def check_pixels(image: np.ndarray, path: Path, allow_all_fill: bool = False) -> None:
+def check_pixels(image: np.ndarray, path: str | Path, allow_all_fill: bool = False) -> None:
     """Reject an image that holds no usable pixel.
 
     Partial fill (DN 0 at a scene edge) is kept: it is common in real patches and the model sees
