@@ -16,6 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from .attention import GroupedQueryAttention
+from .block import MoEBlock
+from .encoder import MoEMAEEncoder
+from .mae import MoEMAE
 
 __all__ = [
     "checkpoint_filter_fn",
@@ -134,10 +137,7 @@ def convert_upstream_state_dict(
         A state dict for ``model``. Raises ``ValueError`` if shared expert weights differ or the
         ``patch_embed`` alias disagrees with ``encoder.patch_proj``.
     """
-    from .encoder import MoEMAEEncoder
-
-    is_encoder = isinstance(model, MoEMAEEncoder)
-    encoder = model if is_encoder else model.encoder  # type: ignore[union-attr]
+    encoder = model if isinstance(model, MoEMAEEncoder) else model.encoder
     sd = dict(state_dict)
     alias = sd.get("patch_embed.weight")
     if alias is not None and not torch.equal(alias, sd["encoder.patch_proj.weight"]):
@@ -154,20 +154,25 @@ def convert_upstream_state_dict(
         "encoder.norm.weight": sd["encoder.norm.weight"],
         "encoder.norm.bias": sd["encoder.norm.bias"],
     }
-    blocks = sorted({(m.group(1), int(m.group(2))) for k in sd if (m := _UPSTREAM_BLOCK.match(k))})
-    for group, i in blocks:
-        if group == "encoder.layers":
-            if i >= len(encoder.blocks):
-                raise ValueError(
-                    f"checkpoint has encoder layer {i} but the model has {len(encoder.blocks)} blocks: wrong model size?"
-                )
-            out.update(
-                _convert_block(sd, f"{group}.{i}", f"encoder.blocks.{i}", encoder.blocks[i].attn)
+    targets: dict[str, tuple[str, nn.ModuleList]] = {
+        "encoder.layers": ("encoder.blocks", encoder.blocks)
+    }
+    if isinstance(model, MoEMAE):
+        targets["decoder_layers"] = ("decoder_blocks", model.decoder_blocks)
+    for group, i in sorted(
+        {(m.group(1), int(m.group(2))) for k in sd if (m := _UPSTREAM_BLOCK.match(k))}
+    ):
+        if group not in targets:
+            continue  # decoder layers when loading an encoder
+        dst, blocks = targets[group]
+        if i >= len(blocks):
+            raise ValueError(
+                f"checkpoint has {group}.{i} but the model has {len(blocks)} blocks there: wrong model size?"
             )
-        elif not is_encoder:
-            attn = model.decoder_blocks[i].attn  # type: ignore[union-attr,index]
-            out.update(_convert_block(sd, f"{group}.{i}", f"decoder_blocks.{i}", attn))
-    if is_encoder:
+        block = blocks[i]
+        assert isinstance(block, MoEBlock)
+        out.update(_convert_block(sd, f"{group}.{i}", f"{dst}.{i}", block.attn))
+    if isinstance(model, MoEMAEEncoder):
         return {k.removeprefix("encoder."): v for k, v in out.items()}
     for key in ("mask_token", "decoder_pos_embed"):
         out[key] = sd[key]
@@ -184,10 +189,10 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dic
     * this package's MAE state dict (``encoder.*`` + decoder keys) when loading an encoder;
     * this package's encoder state dict / safetensors (passed through).
     """
-    from .encoder import MoEMAEEncoder
-
     sd = unwrap_checkpoint(state_dict)
     if is_upstream_state_dict(sd):
+        if not isinstance(model, MoEMAEEncoder | MoEMAE):
+            raise TypeError(f"cannot convert an MoE-MAE checkpoint for {type(model).__name__}")
         return convert_upstream_state_dict(sd, model)
     if isinstance(model, MoEMAEEncoder) and any(k.startswith("encoder.") for k in sd):
         return {k.removeprefix("encoder."): v for k, v in sd.items() if k.startswith("encoder.")}

@@ -107,7 +107,7 @@ class MoEMAE(nn.Module):
         mask_ratio: float = 0.75,
     ) -> None:
         super().__init__()
-        self.encoder = encoder if encoder is not None else MoEMAEEncoder()
+        self.encoder: MoEMAEEncoder = encoder if encoder is not None else MoEMAEEncoder()
         self.mask_ratio = mask_ratio
         enc = self.encoder
         self.patch_size = enc.patch_size

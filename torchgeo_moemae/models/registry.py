@@ -21,7 +21,14 @@ from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
 
-__all__ = ["HF_HUB_ID", "MODEL_SIZES", "create_mae", "load_checkpoint", "read_checkpoint"]
+__all__ = [
+    "HF_HUB_FILENAME",
+    "HF_HUB_ID",
+    "MODEL_SIZES",
+    "create_mae",
+    "load_checkpoint",
+    "read_checkpoint",
+]
 
 #: The authors' Hugging Face model repository.
 HF_HUB_ID = "albughdadim/lightweight-metadata-aware-mixture-of-experts-mae-landsat"
@@ -29,7 +36,7 @@ HF_HUB_ID = "albughdadim/lightweight-metadata-aware-mixture-of-experts-mae-lands
 HF_HUB_FILENAME = "pretrained_S_best.pth"
 
 #: Encoder hyper-parameters of the authors' sizes.
-MODEL_SIZES: dict[str, dict[str, int]] = {
+MODEL_SIZES: dict[str, dict[str, Any]] = {
     "S": dict(
         embed_dim=144, depth=15, hidden_first=144, hidden_last=72, num_heads=8, num_kv_groups=4
     ),

@@ -1,0 +1,111 @@
+"""The model reproduces the authors' reference vectors (../shared/reference) through timm."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+import torchgeo_moemae  # noqa: F401  (registers the timm models)
+from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def reference(shared_dir: Path) -> dict:
+    golden = dict(np.load(shared_dir / "reference" / "golden_S_40px.npz"))
+    # The vectors store week-of-year and hour; any timestamp in that ISO week and hour encodes the same.
+    times = [
+        dt.datetime.fromisocalendar(2018, int(w), 3).replace(hour=int(h), tzinfo=dt.UTC).timestamp()
+        for w, h in zip(golden["week_of_year"], golden["hour_of_day"], strict=True)
+    ]
+    golden["time"] = np.array(times, dtype=np.float64)
+    golden["checkpoint"] = shared_dir / "reference" / "upstream_format_checkpoint_S.pth"
+    return golden
+
+
+def _inputs(ref: dict) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.from_numpy(ref["images"]),
+        torch.from_numpy(ref["lat_deg"]),
+        torch.from_numpy(ref["lon_deg"]),
+        torch.from_numpy(ref["time"]),
+    )
+
+
+def test_metadata_encoding_matches(reference: dict) -> None:
+    _, lat, lon, time = _inputs(reference)
+    meta = encode_metadata(lat, lon, time, len(lat))
+    for i, key in enumerate(("meta_week", "meta_hour", "meta_lat", "meta_lon")):
+        np.testing.assert_allclose(meta[:, i].numpy(), reference[key], atol=1e-6)
+
+
+def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> None:
+    model = timm.create_model(
+        "moemae_landsat",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(reference["checkpoint"])),
+    ).eval()
+    x, lat, lon, time = _inputs(reference)
+    nan = torch.full_like(lat, float("nan"))
+    with torch.no_grad():
+        tokens = model.forward_features(x, lat, lon, time)
+        no_meta = model.forward_features(x, nan, nan, nan.double())
+    np.testing.assert_allclose(tokens.numpy(), reference["encoder_tokens_normed"], atol=ATOL)
+    np.testing.assert_allclose(
+        no_meta.numpy(), reference["encoder_tokens_normed_no_metadata"], atol=ATOL
+    )
+
+    # Round trip through our own safetensors layout.
+    path = tmp_path / "model.safetensors"
+    save_file(model.state_dict(), path)
+    again = timm.create_model(
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+    ).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            again.forward_features(x, lat, lon, time).numpy(),
+            reference["encoder_tokens_normed"],
+            atol=ATOL,
+        )
+
+
+def test_mae_decoder_prediction_matches(reference: dict, tmp_path: Path) -> None:
+    mae = create_mae("S", reference["checkpoint"]).eval()
+    x, lat, lon, time = _inputs(reference)
+    ids = dict(
+        ids_keep=torch.from_numpy(reference["ids_keep"]),
+        ids_restore=torch.from_numpy(reference["ids_restore"]),
+    )
+    with torch.no_grad():
+        out = mae(x, lat, lon, time, **ids)
+    np.testing.assert_allclose(out.pred.numpy(), reference["decoder_pred"], atol=ATOL)
+    np.testing.assert_array_equal(out.mask.numpy(), reference["mask"])
+
+    path = tmp_path / "mae.safetensors"
+    save_file(mae.state_dict(), path)
+    again = load_checkpoint(create_mae("S"), path).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            again(x, lat, lon, time, **ids).pred.numpy(), reference["decoder_pred"], atol=ATOL
+        )
+
+
+def test_upstream_checkpoint_into_wrong_size_is_rejected(reference: dict) -> None:
+    with pytest.raises(ValueError, match=r"does not match|wrong model size"):
+        load_checkpoint(create_mae("XS"), reference["checkpoint"])
+
+
+def test_unshared_expert_weights_are_rejected(reference: dict) -> None:
+    checkpoint = torch.load(reference["checkpoint"], map_location="cpu", weights_only=True)
+    state = dict(checkpoint["model_state"])
+    key = "encoder.layers.3.moe.experts.1.V.weight"
+    state[key] = state[key] + 1
+    with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
+        load_checkpoint(create_mae("S"), state)

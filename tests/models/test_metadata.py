@@ -1,0 +1,42 @@
+"""ISO week / UTC hour from POSIX seconds, and the (sin, cos) metadata encoding."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import torch
+
+from torchgeo_moemae.models import encode_metadata, iso_week_and_utc_hour
+
+
+def test_iso_week_and_hour_match_datetime() -> None:
+    rng = np.random.default_rng(0)
+    # Random instants 1950..2100 plus every day around several new years (ISO week 52/53/1 edge cases).
+    stamps = list(rng.uniform(-6e8, 4.1e9, size=3000))
+    for year in (2015, 2016, 2020, 2021, 2026, 2027):
+        base = dt.datetime(year, 12, 25, tzinfo=dt.UTC).timestamp()
+        stamps += [base + d * 86_400 + 3_599 for d in range(14)]
+    t = torch.tensor(stamps, dtype=torch.float64)
+    week, hour = iso_week_and_utc_hour(t)
+    for s, w, h in zip(stamps, week.tolist(), hour.tolist(), strict=True):
+        d = dt.datetime.fromtimestamp(s, tz=dt.UTC)
+        assert (w, h) == (d.isocalendar().week, d.hour), d
+
+
+def test_encoding_values_and_missing() -> None:
+    t = dt.datetime(2017, 6, 13, 10, 10, 31, tzinfo=dt.UTC).timestamp()  # ISO week 24, 10 h UTC
+    lat = torch.tensor([52.0, float("nan")])
+    lon = torch.tensor([5.0, 7.0])
+    time = torch.tensor([t, float("nan")], dtype=torch.float64)
+    meta = encode_metadata(lat, lon, time, 2)
+    assert meta.shape == (2, 4, 2)
+    expected = [2 * math.pi * 24 / 52, 2 * math.pi * 10 / 24, math.radians(52), math.radians(5)]
+    for i, angle in enumerate(expected):
+        torch.testing.assert_close(meta[0, i], torch.tensor([math.sin(angle), math.cos(angle)]))
+    assert meta[1, :3].abs().sum() == 0  # missing time (week, hour) and lat
+    torch.testing.assert_close(
+        meta[1, 3], torch.tensor([math.sin(math.radians(7)), math.cos(math.radians(7))])
+    )
+    torch.testing.assert_close(encode_metadata(None, None, None, 3), torch.zeros(3, 4, 2))
