@@ -13,11 +13,20 @@ from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("torchgeo_moemae.quickstart", "generate the built-in dataset, pre-train, export, probe"),
+    "quickstart": (
+        "torchgeo_moemae.quickstart",
+        "generate the built-in dataset, pre-train, export, probe",
+    ),
     "export": ("torchgeo_moemae.export", "export a Lightning checkpoint to a timm/Hub folder"),
     "embed": ("torchgeo_moemae.probe.cli_embed", "extract frozen embeddings to disk"),
-    "probe": ("torchgeo_moemae.probe.cli_probe", "fit linear probes on embeddings and report metrics"),
-    "analyze": ("torchgeo_moemae.analysis.cli", "reconstructions, expert maps, sparsity table, plots"),
+    "probe": (
+        "torchgeo_moemae.probe.cli_probe",
+        "fit linear probes on embeddings and report metrics",
+    ),
+    "analyze": (
+        "torchgeo_moemae.analysis.cli",
+        "reconstructions, expert maps, sparsity table, plots",
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -137,7 +137,7 @@ def convert_upstream_state_dict(
         A state dict for ``model``. Raises ``ValueError`` if shared expert weights differ or the
         ``patch_embed`` alias disagrees with ``encoder.patch_proj``.
     """
-    encoder = model if isinstance(model, MoEMAEEncoder) else model.encoder
+    encoder = model if isinstance(model, MoEMAEEncoder) else cast(MoEMAEEncoder, model.encoder)
     sd = dict(state_dict)
     alias = sd.get("patch_embed.weight")
     if alias is not None and not torch.equal(alias, sd["encoder.patch_proj.weight"]):

@@ -119,7 +119,7 @@ class MoEMAEEncoder(nn.Module):
         )
         experts = expert_schedule(depth, min_experts)
         hidden = hidden_schedule(depth, hidden_first, hidden_last)
-        self.blocks = nn.ModuleList(
+        self.blocks: nn.ModuleList = nn.ModuleList(
             MoEBlock(embed_dim, num_heads, num_kv_groups, hidden[i], experts[i], top_k, moe_drop)
             for i in range(depth)
         )
