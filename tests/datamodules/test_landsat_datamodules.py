@@ -72,6 +72,7 @@ def test_eurosat_batches_collate_like_bigearthnet(eurosat_root: Path, ben_root: 
     for key in META:
         assert batch[key].shape == ben[key].shape and batch[key].dtype == ben[key].dtype
         assert torch.isnan(batch[key]).all()
+    assert dm.train_aug is not None
     out = dm.train_aug(batch)
     assert all(torch.isnan(out[key]).all() for key in META)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import shutil
 from pathlib import Path
@@ -10,6 +9,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
@@ -79,14 +80,6 @@ def real_ben_root(tmp_path: Path) -> Path:
     """
     if not (REAL_SAMPLE / "samples.csv").is_file():
         pytest.skip(f"real BigEarthNet-L sample not found at {REAL_SAMPLE} (../shared is absent)")
-    root = tmp_path / "real"
-    (root / "bigearthnet-l").mkdir(parents=True)
-    for sub in ("images", "labels"):
-        (root / "bigearthnet-l" / sub).symlink_to((REAL_SAMPLE / sub).resolve())
-    with open(REAL_SAMPLE / "samples.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ["0"], "the sample's header row changed"
-    for split in ("train", "val", "test"):
-        with open(root / f"bigearthnet-{split}.csv", "w", newline="") as f:
-            csv.writer(f).writerows(rows)
-    return root
+    with open(REAL_SAMPLE / "samples.csv") as f:
+        assert f.readline().strip() == "0", "the sample's header row changed"
+    return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real")

@@ -17,7 +17,12 @@ from matplotlib.figure import Figure
 from pyproj import Transformer
 from torchgeo.datasets import DatasetNotFoundError
 
-from torchgeo_moemae.datasets import BigEarthNetLS, InvalidSampleError, MissingSampleFileError
+from torchgeo_moemae.datasets import (
+    BigEarthNetLS,
+    InvalidSampleError,
+    MissingSampleFileError,
+    arrange_bigearthnet_sample,
+)
 from torchgeo_moemae.datasets.metadata import to_wgs84
 
 
@@ -274,3 +279,17 @@ def test_missing_file_raises_at_init(
     assert isinstance(info.value, FileNotFoundError)
     ds = BigEarthNetLS(ben_root, split="val", on_error="skip")
     assert len(ds) == 2 and pattern in ds.skipped[pid]
+
+
+def test_arrange_flat_sample(ben_root: Path, tmp_path: Path) -> None:
+    # The flat layout of the authors' sample: images/, labels/, samples.csv with header "0".
+    flat = tmp_path / "flat"
+    shutil.copytree(ben_root / "bigearthnet-l", flat)
+    ids = [line.split(",")[0] for line in (ben_root / "bigearthnet-val.csv").read_text().split()]
+    (flat / "samples.csv").write_text("0\n" + "\n".join(ids) + "\n")
+    root = arrange_bigearthnet_sample(flat, tmp_path / "arranged")
+    ds = BigEarthNetLS(root, split="test")
+    assert ds.ids == ids
+    assert (root / "bigearthnet-l" / "images").is_symlink()
+    with pytest.raises(FileNotFoundError, match="not a BigEarthNet-L sample"):
+        arrange_bigearthnet_sample(ben_root, tmp_path / "nope")

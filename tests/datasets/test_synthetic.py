@@ -64,7 +64,7 @@ def test_labels_visible_in_spectra(tmp_path: Path) -> None:
     root = make_synthetic_bigearthnet_ls(tmp_path)  # the default: 300 patches
     ds = BigEarthNetLS(root, split="train", num_classes=43)
     water, forest = ds.classes.index("Water bodies"), ds.classes.index("Broad-leaved forest")
-    nir = {water: [], forest: []}
+    nir: dict[int, list[torch.Tensor]] = {water: [], forest: []}
     for i in range(len(ds)):
         sample = ds[i]
         present = sample["label"].nonzero().flatten().tolist()

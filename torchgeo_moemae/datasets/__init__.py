@@ -2,6 +2,7 @@
 
 from .bigearthnet_ls import BigEarthNetLS
 from .eurosat_ls import EuroSATLS
+from .layout import arrange_bigearthnet_sample
 from .synthetic import make_synthetic_bigearthnet_ls
 from .utils import InvalidSampleError, MissingSampleFileError
 
@@ -10,5 +11,6 @@ __all__ = [
     "EuroSATLS",
     "InvalidSampleError",
     "MissingSampleFileError",
+    "arrange_bigearthnet_sample",
     "make_synthetic_bigearthnet_ls",
 ]

@@ -53,7 +53,9 @@ def read_raster(path: str | Path, expected_bands: int) -> np.ndarray:
     if not os.path.isfile(path):
         raise MissingSampleFileError(f"{path}: image file is missing")
     try:
-        with rasterio.open(path) as src:
+        # GDAL otherwise lists the directory on every open to look for sidecar files: with
+        # BigEarthNet-L's 519k patches in one images/ directory that dominates loading.
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path) as src:
             if src.count != expected_bands:
                 raise InvalidSampleError(
                     f"{path}: expected {expected_bands} bands, found {src.count}"
