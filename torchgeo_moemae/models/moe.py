@@ -148,7 +148,8 @@ class SwiGLUMoE(nn.Module):
     def _fused(self, x: Tensor, gates: Tensor) -> Tensor:
         h = F.linear(x, self.w.flatten(0, 1), self.w_bias.flatten())  # (T, E * dh)
         h = F.silu(h).view(-1, self.num_experts, self.hidden)
-        mixed = torch.einsum("teh,te->th", h, gates.to(h.dtype))
+        # (T, dh, E) @ (T, E, 1): one batched matmul; measurably faster than einsum/broadcast-sum on CPU.
+        mixed = (h.transpose(1, 2) @ gates.to(h.dtype).unsqueeze(-1)).squeeze(-1)
         return self.w2(mixed * self.v(x))
 
     def _loop(self, x: Tensor, gates: Tensor) -> Tensor:
