@@ -1,0 +1,49 @@
+"""t-SNE and training-curve figures are written and non-empty; the analyze CLI runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from torchgeo_moemae.analysis import (
+    plot_training_curves,
+    plot_tsne,
+    primary_labels,
+    read_lightning_logs,
+)
+from torchgeo_moemae.cli import main
+
+
+def test_tsne(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 4)) < 0.4).astype(int)
+    x = (y @ rng.standard_normal((4, 16)) + 0.1 * rng.standard_normal((60, 16))).astype(np.float32)
+    fig = plot_tsne(x, y, class_names=list("abcd"), max_points=50)
+    fig.savefig(tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    assert primary_labels(np.array([[0, 1], [0, 0]])).tolist() == [1, -1]
+
+
+def test_curves_csv(tmp_path: Path) -> None:
+    log = tmp_path / "lightning_logs" / "version_0"
+    log.mkdir(parents=True)
+    rows = ["epoch,step,lr,train_loss_step,train_loss_moe_step,val_loss,train_loss_epoch"]
+    for s in range(10):
+        rows.append(f"0,{s},{1e-4 * s},{1 / (s + 1)},{0.01 / (s + 1)},,")
+    rows.append("0,9,,,,0.5,0.6")
+    (log / "metrics.csv").write_text("\n".join(rows) + "\n")
+    series = read_lightning_logs(tmp_path)
+    assert len(series["lr"]) == 10 and series["train_loss_epoch"] == [(0.0, 0.6)]
+    fig = plot_training_curves(tmp_path)
+    assert len(fig.axes) == 3
+    out = tmp_path / "c.png"
+    assert main(["analyze", "curves", "--logs", str(log), "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+
+
+def test_cli_sparsity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "sparsity", "--out", str(tmp_path / "sp")]) == 0
+    assert "899.0" in capsys.readouterr().out
+    assert (tmp_path / "sp.json").is_file()

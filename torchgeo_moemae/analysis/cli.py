@@ -1,0 +1,174 @@
+"""``moemae analyze``: reconstruction figures, expert maps, the sparsity table, t-SNE, training curves."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+EPILOG = """\
+examples:
+  moemae analyze sparsity --model S --out results/sparsity            # paper Table 9 (.md + .json)
+  moemae analyze reconstruction --weights mae.safetensors --root data/ben --out figs/rec.png
+  moemae analyze experts --weights export/ --root data/ben --layers 0,14 --out figs/experts
+  moemae analyze tsne --embeddings emb/ben/test_cls --out figs/tsne.png
+  moemae analyze curves --logs lightning_logs/version_0 --out figs/curves.png
+"""
+
+
+def _add_model(p: argparse.ArgumentParser, mae: bool = False) -> None:
+    p.add_argument("--model", default="S", help="S, XS or XXS (default: S)")
+    what = (
+        "full-MAE weights (mae.safetensors or the authors' .pth)"
+        if mae
+        else ("encoder weights (exported folder, .safetensors, the authors' .pth)")
+    )
+    p.add_argument("--weights", type=Path, help=f"{what}; default: random init")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=("bigearthnet_ls", "eurosat_ls"), default="bigearthnet_ls")
+    p.add_argument("--root", type=Path, default=Path("data"), help="dataset root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--num-samples", type=int, default=4, help="images to show")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Subcommands of ``moemae analyze``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = "Analysis figures and tables of a MoE-MAE (PNG, Markdown, JSON)."
+    parser.epilog = EPILOG
+    sub = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+
+    p = sub.add_parser("sparsity", help="per-layer routing sparsity (paper Table 9)")
+    p.add_argument("--model", default="S", help="S, XS or XXS (default: S)")
+    p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+
+    p = sub.add_parser(
+        "reconstruction",
+        help="original / full reconstruction / masked input / masked reconstruction",
+        description="Rows: samples. Columns: original RGB, reconstruction without masking, masked "
+        "input, reconstruction from the visible patches (visible patches pasted from the original).",
+    )
+    _add_model(p, mae=True)
+    _add_data(p)
+    p.add_argument("--mask-ratio", type=float, default=0.75)
+    p.add_argument("--out", type=Path, required=True, help="PNG path")
+
+    p = sub.add_parser("experts", help="per-expert contribution and ablation maps")
+    _add_model(p)
+    _add_data(p)
+    p.add_argument("--layers", default="0", help="comma-separated layers (default: 0)")
+    p.add_argument("--out", type=Path, required=True, help="output directory for PNGs")
+
+    p = sub.add_parser("tsne", help="t-SNE of stored embeddings coloured by class")
+    p.add_argument("--embeddings", type=Path, required=True, help="a <split>_<pool> directory")
+    p.add_argument("--max-points", type=int, default=3000)
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="PNG path")
+
+    p = sub.add_parser("curves", help="training curves from Lightning logs (CSV or TensorBoard)")
+    p.add_argument(
+        "--logs", type=Path, required=True, help="metrics.csv, an events file or a log dir"
+    )
+    p.add_argument("--out", type=Path, required=True, help="PNG path")
+
+
+def _batch(args: argparse.Namespace) -> dict:
+    import importlib
+
+    from ..probe.cli_embed import DATAMODULES
+    from ..probe.embed import split_loader
+
+    module, cls = DATAMODULES[args.dataset].rsplit(".", 1)
+    dm = getattr(importlib.import_module(module), cls)(root=args.root, batch_size=args.num_samples)
+    loader, aug = split_loader(dm, args.split, batch_size=args.num_samples, num_workers=0)
+    batch = next(iter(loader))
+    return aug(batch) if aug is not None else batch
+
+
+def _save(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    print(f"wrote {path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen analysis (without autograd)."""
+    import torch
+
+    with torch.no_grad():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.analysis == "sparsity":
+        from ..probe.encoders import build_encoder
+        from .sparsity import sparsity_report
+
+        report = sparsity_report(build_encoder(args.model))
+        print(report.to_markdown())
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.with_suffix(".md").write_text(report.to_markdown() + "\n")
+            report.save_json(args.out.with_suffix(".json"))
+            print(f"wrote {args.out.with_suffix('.md')} and .json")
+        return 0
+    if args.analysis == "curves":
+        from .curves import plot_training_curves
+
+        _save(plot_training_curves(args.logs), args.out)
+        return 0
+    if args.analysis == "tsne":
+        from ..probe.embed import load_embeddings
+        from .embeddings_plot import plot_tsne
+
+        emb = load_embeddings(args.embeddings)
+        fig = plot_tsne(
+            emb.features,
+            emb.labels,
+            emb.manifest.get("classes"),
+            args.max_points,
+            args.perplexity,
+            args.seed,
+            title=f"t-SNE: {emb.manifest.get('dataset', '')} {emb.manifest.get('split', '')} "
+            f"{emb.manifest.get('pool', '')}",
+        )
+        _save(fig, args.out)
+        return 0
+    batch = _batch(args)
+    meta = {k: batch[k] for k in ("lat", "lon", "time") if k in batch}
+    if args.analysis == "reconstruction":
+        from ..models import create_mae
+        from .reconstruction import plot_reconstruction
+
+        mae = create_mae(args.model.upper(), args.weights)
+        fig = plot_reconstruction(
+            mae,
+            batch["image"],
+            **meta,
+            mask_ratio=args.mask_ratio,
+            num_samples=args.num_samples,
+            seed=args.seed,
+        )
+        _save(fig, args.out)
+        return 0
+    if args.analysis == "experts":
+        from ..probe.encoders import build_encoder
+        from .experts import expert_ablation_maps, expert_contribution_maps, plot_expert_maps
+
+        encoder = build_encoder(args.model, args.weights)
+        layers = [int(v) for v in args.layers.split(",")]
+        contrib = expert_contribution_maps(encoder, batch["image"], **meta, layers=layers)
+        ablation = expert_ablation_maps(encoder, batch["image"], **meta, layers=layers)
+        for layer in layers:
+            for kind, maps in (("contribution", contrib), ("ablation", ablation)):
+                fig = plot_expert_maps(
+                    batch["image"], maps[layer], f"layer {layer}: expert {kind}", args.num_samples
+                )
+                _save(fig, Path(args.out) / f"layer{layer:02d}_{kind}.png")
+        return 0
+    raise ValueError(f"unknown analysis {args.analysis!r}")

@@ -1,0 +1,131 @@
+"""One-call linear probing: embed the train and evaluation splits, fit a probe, report metrics."""
+
+from __future__ import annotations
+
+import time as _time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .embed import Embeddings, extract_embeddings
+from .metrics import compute_metrics, format_metrics_table, save_metrics
+from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
+from .torch_probe import fit_torch_probe, torch_predict_proba
+
+__all__ = ["fit_predict", "linear_probe", "probe_embeddings"]
+
+Method = Literal["sklearn", "torch"]
+
+
+def fit_predict(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    eval_x: np.ndarray,
+    task: str,
+    num_classes: int,
+    method: Method = "sklearn",
+    seed: int = 0,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Fit a probe of ``method`` on the training features and return evaluation probabilities."""
+    if method == "sklearn":
+        est = fit_sklearn_probe(train_x, train_y, task, seed=seed, **kwargs)
+        return sklearn_predict_proba(est, eval_x, num_classes)
+    if method == "torch":
+        probe = fit_torch_probe(train_x, train_y, task, num_classes, seed=seed, **kwargs)
+        return torch_predict_proba(probe, eval_x)
+    raise ValueError(f"method must be 'sklearn' or 'torch', got {method!r}")
+
+
+def probe_embeddings(
+    train: Embeddings,
+    evaluation: Embeddings,
+    method: Method = "sklearn",
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Fit on ``train`` embeddings, evaluate on ``evaluation``: the paper's metrics (values in [0, 1])."""
+    if train.features.shape[1] != evaluation.features.shape[1]:
+        raise ValueError(
+            f"feature widths differ: train {train.features.shape[1]}, eval {evaluation.features.shape[1]}"
+        )
+    task, c = train.task, max(train.num_classes, evaluation.num_classes)
+    proba = fit_predict(
+        train.features, train.labels, evaluation.features, task, c, method, seed, **kwargs
+    )
+    return compute_metrics(evaluation.labels, proba, task, c)  # type: ignore[arg-type]
+
+
+def linear_probe(
+    encoder: nn.Module,
+    datamodule: Any,
+    pool: str = "cls",
+    method: Method = "sklearn",
+    out_dir: str | Path | None = None,
+    train_split: str = "train",
+    eval_split: str = "test",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    prenorm: bool = False,
+    progress: bool = False,
+    seed: int = 0,
+    **probe_kwargs: Any,
+) -> dict[str, float]:
+    """Linear-probe a frozen encoder on a datamodule (the paper's protocol).
+
+    Embeds ``train_split`` and ``eval_split`` with :func:`extract_embeddings` (eval mode,
+    deterministic routing, the datamodule's normalisation ``aug``, ``lat``/``lon``/``time`` passed to
+    a :class:`MoEMAEEncoder`), fits the probe on the first and reports the paper's metrics on the
+    second: multi-label ``precision_micro``, ``precision_macro``, ``recall_*``, ``f1_*``, ``map_micro``,
+    ``map_macro``; multi-class ``overall_accuracy`` and ``precision/recall/f1_{micro,macro}``.
+
+    Args:
+        encoder: a :class:`MoEMAEEncoder` (or a :class:`MoEMAE`: its encoder is used) or a timm model.
+        datamodule: e.g. :class:`BigEarthNetLSDataModule` (task inferred from the labels).
+        pool: ``"cls"``, ``"avg"`` or ``"all"``.
+        method: ``"sklearn"`` (the paper's SAG logistic regression) or ``"torch"``.
+        out_dir: if given, embeddings are memory-mapped under it and ``metrics.json``/``metrics.md``
+            written there; else everything stays in memory.
+        train_split, eval_split: splits to fit on and to evaluate on.
+        batch_size, num_workers, device: extraction settings.
+        prenorm: tokens before the final LayerNorm (the authors' choice).
+        progress: progress bars.
+        seed: probe seed.
+        **probe_kwargs: forwarded to :func:`fit_sklearn_probe` or :func:`fit_torch_probe`.
+
+    Returns:
+        ``{metric: value}``; also ``seconds`` (wall time of the whole probe).
+    """
+    start = _time.perf_counter()
+    enc = getattr(encoder, "encoder", encoder)
+    emb: dict[str, Embeddings] = {}
+    for split in dict.fromkeys((train_split, eval_split)):
+        emb[split] = extract_embeddings(
+            enc,
+            datamodule,
+            split,
+            pools=(pool,),
+            out_dir=out_dir,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=device,
+            prenorm=prenorm,
+            progress=progress,
+        )[pool]
+    metrics = probe_embeddings(emb[train_split], emb[eval_split], method, seed, **probe_kwargs)
+    metrics["seconds"] = _time.perf_counter() - start
+    if out_dir is not None:
+        results = {
+            "pool": pool,
+            "method": method,
+            "train_split": train_split,
+            "eval_split": eval_split,
+            "metrics": metrics,
+        }
+        save_metrics(results, Path(out_dir) / "metrics.json")
+        (Path(out_dir) / "metrics.md").write_text(format_metrics_table({pool: metrics}) + "\n")
+    return metrics

@@ -1,0 +1,89 @@
+"""``moemae probe``: fit linear probes on stored embeddings and report the paper's metrics."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .embed import POOLS, embedding_dir, load_embeddings
+from .metrics import format_metrics_table, save_metrics
+
+EPILOG = """\
+examples:
+  # the paper's probe (sklearn LogisticRegression, SAG, C=1, 1000 iterations; one-vs-rest if multi-label)
+  moemae probe --embeddings emb/ben --pool cls,avg --method sklearn --out results/ben_sklearn.json
+
+  # the streaming torch probe for all-token features at full scale (GPU if available)
+  moemae probe --embeddings emb/ben --pool all --method torch --device cuda --out results/ben_all.json
+
+reads EMBEDDINGS/<split>_<pool>/ written by `moemae embed`; prints a markdown table and writes JSON
+(and a .md table next to it). Metrics: multi-label: micro/macro precision, recall, F1 (threshold 0.5),
+micro/macro mAP; multi-class: OA and macro precision, recall, F1.
+"""
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``moemae probe``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = "Fit linear probes on frozen embeddings and report the paper's metrics."
+    parser.epilog = EPILOG
+    parser.add_argument(
+        "--embeddings", type=Path, required=True, help="directory from `moemae embed`"
+    )
+    parser.add_argument("--pool", default="cls", help=f"comma-separated, from {','.join(POOLS)}")
+    parser.add_argument("--method", choices=("sklearn", "torch"), default="sklearn")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--eval-split", default="test")
+    parser.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (default: 1)")
+    parser.add_argument("--standardize", action="store_true", help="z-score features first")
+    parser.add_argument("--max-iter", type=int, default=None, help="solver iterations")
+    parser.add_argument("--device", help="torch probe device (default: cuda if available)")
+    parser.add_argument("--epochs", type=int, default=10, help="torch probe Adam epochs")
+    parser.add_argument(
+        "--optimizer",
+        choices=("auto", "lbfgs", "adam"),
+        default="auto",
+        help="torch probe optimiser: auto = L-BFGS if the features fit in 2 GiB, else streamed Adam",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--percent", action="store_true", help="print the table in percent")
+    parser.add_argument("--out", type=Path, help="write the results as JSON (and a .md table)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Probe each pool; print the table; save JSON."""
+    from .api import probe_embeddings
+
+    results: dict[str, dict[str, float]] = {}
+    for pool in [p.strip() for p in args.pool.split(",") if p.strip()]:
+        train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
+        evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
+        kwargs: dict = {"C": args.C, "standardize": args.standardize}
+        if args.max_iter is not None:
+            kwargs["max_iter"] = args.max_iter
+        if args.method == "torch":
+            kwargs.update(device=args.device, epochs=args.epochs, optimizer=args.optimizer)
+        start = time.perf_counter()
+        metrics = probe_embeddings(train, evaluation, args.method, args.seed, **kwargs)
+        metrics["seconds"] = time.perf_counter() - start
+        results[pool] = metrics
+        print(
+            f"{pool}: {args.method} probe on {len(train)} x {train.features.shape[1]} in "
+            f"{metrics['seconds']:.1f} s",
+            flush=True,
+        )
+    table = format_metrics_table(results, percent=args.percent)
+    print(table)
+    if args.out is not None:
+        payload = {
+            "method": args.method,
+            "embeddings": str(args.embeddings),
+            "train_split": args.train_split,
+            "eval_split": args.eval_split,
+            "results": results,
+        }
+        save_metrics(payload, args.out)
+        Path(args.out).with_suffix(".md").write_text(table + "\n")
+        print(f"wrote {args.out}")
+    return 0

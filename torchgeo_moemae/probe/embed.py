@@ -1,0 +1,344 @@
+"""Frozen-encoder embeddings, extracted in eval mode and written to disk chunk by chunk.
+
+Pools (paper, Section 5 of the spec), all taken from the encoder output AFTER the final LayerNorm
+(``forward_features``; the authors' code used the tokens before it: pass ``prenorm=True``):
+
+* ``"cls"``: the CLS token (index :attr:`MoEMAEEncoder.cls_index` = 4), ``C`` features;
+* ``"avg"``: the mean of all ``5 + L`` tokens (metadata, CLS and patches), ``C`` features;
+* ``"all"``: all tokens flattened, ``(5 + L) * C`` features (15,120 for the S model).
+
+For other timm models (e.g. ``resnet18`` or ``vit_small_patch16_224`` with ``in_chans=7``) the
+images are resized to the model's input size when it has a fixed one, metadata is not passed, and
+``"cls"`` is the model's own pre-logits pooling (``forward_head(pre_logits=True)``), ``"avg"`` the
+mean over tokens / pixels and ``"all"`` the flattened feature map.
+
+Storage: one directory per (split, pool) holding ``features.npy`` (an ``np.lib.format.open_memmap``
+of shape ``(N, D)`` float32 filled batch by batch, so BigEarthNet-L's 16 GB all-token features never
+sit in memory), ``labels.npy`` and ``manifest.json``. :func:`load_embeddings` memory-maps them back;
+:meth:`Embeddings.iter_blocks` streams row blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..models import MoEMAEEncoder
+
+__all__ = [
+    "POOLS",
+    "Embeddings",
+    "embedding_dir",
+    "extract_embeddings",
+    "load_embeddings",
+    "split_loader",
+]
+
+Pool = Literal["cls", "avg", "all"]
+POOLS: tuple[str, ...] = ("cls", "avg", "all")
+METADATA_KEYS = ("lat", "lon", "time")
+
+
+@dataclass
+class Embeddings:
+    """Features ``(N, D)`` (an array or a read-only memory map) and labels of one (split, pool)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    manifest: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def task(self) -> str:
+        """``"multilabel"`` for multi-hot ``(N, C)`` labels, else ``"multiclass"``."""
+        return "multilabel" if self.labels.ndim == 2 else "multiclass"
+
+    @property
+    def num_classes(self) -> int:
+        """C, from the manifest or the labels."""
+        if "num_classes" in self.manifest:
+            return int(self.manifest["num_classes"])
+        return int(self.labels.shape[1] if self.labels.ndim == 2 else self.labels.max() + 1)
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    def iter_blocks(self, block_rows: int = 8192) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield ``(start, features[start:stop], labels[start:stop])`` row blocks (read lazily)."""
+        for start in range(0, len(self), block_rows):
+            stop = min(start + block_rows, len(self))
+            yield start, np.asarray(self.features[start:stop]), np.asarray(self.labels[start:stop])
+
+
+def embedding_dir(out_dir: str | Path, split: str, pool: str) -> Path:
+    """``out_dir/<split>_<pool>``: where one (split, pool) is stored."""
+    return Path(out_dir) / f"{split}_{pool}"
+
+
+def load_embeddings(path: str | Path, mmap: bool = True) -> Embeddings:
+    """Read a directory written by :func:`extract_embeddings` (features memory-mapped by default)."""
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"{path} is not an embedding directory (no manifest.json); create one with `moemae embed`"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if not manifest.get("complete", False):
+        raise ValueError(f"{path} holds an incomplete extraction; run `moemae embed` again")
+    features = np.load(path / "features.npy", mmap_mode="r" if mmap else None)
+    labels = np.load(path / "labels.npy")
+    return Embeddings(features, labels, manifest, path)
+
+
+# --------------------------------------------------------------------------- data plumbing
+def _dataset_for_split(datamodule: Any, split: str) -> Dataset:
+    """A fresh dataset of ``split`` from a torchgeo NonGeoDataModule (``dataset_class`` + ``kwargs``)."""
+    if hasattr(datamodule, "dataset_class") and hasattr(datamodule, "kwargs"):
+        return datamodule.dataset_class(split=split, **datamodule.kwargs)
+    dataset = getattr(datamodule, f"{split}_dataset", None)
+    if dataset is None:
+        raise ValueError(
+            f"cannot build the {split!r} split of {type(datamodule).__name__}: it has no "
+            "dataset_class/kwargs and no {split}_dataset attribute"
+        )
+    return dataset
+
+
+def split_loader(
+    data: Any, split: str = "train", batch_size: int | None = None, num_workers: int | None = None
+) -> tuple[DataLoader, Callable[[dict[str, Tensor]], dict[str, Tensor]] | None]:
+    """An in-order, complete DataLoader of ``split`` and the batch normalisation to apply to it.
+
+    ``data`` is a datamodule (its ``aug``, the evaluation normalisation, is returned; train-time
+    augmentations such as flips are not used), a :class:`~torch.utils.data.Dataset` or a
+    :class:`~torch.utils.data.DataLoader` (both: no normalisation, batches are used as they come).
+    Unlike the datamodule's train loader, the loader neither shuffles nor drops the last batch.
+    """
+    if isinstance(data, DataLoader):
+        return data, None
+    if isinstance(data, Dataset):
+        return DataLoader(data, batch_size=batch_size or 64, num_workers=num_workers or 0), None
+    dataset = _dataset_for_split(data, split)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size or getattr(data, "batch_size", 64) or 64,
+        shuffle=False,
+        drop_last=False,
+        num_workers=getattr(data, "num_workers", 0) if num_workers is None else num_workers,
+        collate_fn=getattr(data, "collate_fn", None),
+    )
+    return loader, getattr(data, "aug", None)
+
+
+def _target_size(encoder: nn.Module) -> tuple[int, int] | None:
+    """Fixed input size of a timm model (None if it accepts any size)."""
+    if isinstance(encoder, MoEMAEEncoder):
+        return encoder.img_size
+    patch_embed = getattr(encoder, "patch_embed", None)
+    if patch_embed is not None and getattr(patch_embed, "strict_img_size", True):
+        size = getattr(patch_embed, "img_size", None)
+        if size is not None and not getattr(patch_embed, "dynamic_img_size", False):
+            return (int(size[0]), int(size[1]))
+    return None
+
+
+class _Featurizer:
+    """Runs an encoder and pools its output (see the module docstring)."""
+
+    def __init__(self, encoder: nn.Module, prenorm: bool = False) -> None:
+        self.encoder: Any = encoder
+        self.ours = isinstance(encoder, MoEMAEEncoder)
+        self.prenorm = prenorm
+        self.size = _target_size(encoder)
+        if prenorm and not self.ours:
+            raise ValueError("prenorm=True is only supported for MoEMAEEncoder")
+
+    def tokens(self, batch: dict[str, Tensor]) -> Tensor:
+        x = batch["image"]
+        if self.size is not None and tuple(x.shape[-2:]) != tuple(self.size):
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        if not self.ours:
+            return self.encoder.forward_features(x)
+        meta = {k: batch[k] for k in METADATA_KEYS if k in batch}
+        if not self.prenorm:
+            return self.encoder.forward_features(x, **meta)
+        captured: list[Tensor] = []
+        handle = self.encoder.norm.register_forward_hook(
+            lambda _m, args, _out: captured.append(args[0])
+        )
+        try:
+            self.encoder.forward_features(x, **meta)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def pool(self, feats: Tensor, pool: str) -> Tensor:
+        if pool == "all":
+            return feats.flatten(1)
+        if pool == "avg":
+            return feats.mean(dim=1) if feats.ndim == 3 else feats.flatten(2).mean(-1)
+        if pool == "cls":
+            if self.ours:
+                return feats[:, self.encoder.cls_index]
+            return self.encoder.forward_head(feats, pre_logits=True)
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
+    }
+
+
+@torch.no_grad()
+def extract_embeddings(
+    encoder: nn.Module,
+    data: Any,
+    split: str = "train",
+    pools: str | Sequence[str] = ("cls",),
+    out_dir: str | Path | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = True,
+    prenorm: bool = False,
+    transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    progress: bool = True,
+    manifest: dict[str, Any] | None = None,
+) -> dict[str, Embeddings]:
+    """Embed every sample of a split with a frozen encoder, for several pools in one pass.
+
+    The encoder runs in eval mode (deterministic MoE routing, no dropout) without gradients, under
+    bfloat16 autocast on CUDA when ``amp``; features are stored as float32. The encoder's mode is
+    restored afterwards.
+
+    Args:
+        encoder: a :class:`MoEMAEEncoder` (gets ``lat``/``lon``/``time``) or any timm model.
+        data: a datamodule (the ``split`` dataset is built from ``dataset_class``/``kwargs`` and its
+            ``aug`` normalises the batches), a Dataset or a DataLoader (batches used as they come).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        pools: one or more of ``"cls"``, ``"avg"``, ``"all"`` (a comma-separated string is accepted).
+        out_dir: write ``out_dir/<split>_<pool>/`` memory maps; None keeps the features in memory.
+        batch_size, num_workers: loader settings (default: the datamodule's).
+        device: default CUDA if available, else CPU.
+        amp: bfloat16 autocast on CUDA.
+        prenorm: tokens before the final LayerNorm (the authors' choice; ours only).
+        transform: batch normalisation overriding the datamodule's ``aug``.
+        progress: show a progress bar.
+        manifest: extra fields for ``manifest.json`` (e.g. model name, weights, dataset).
+
+    Returns:
+        ``{pool: Embeddings}``.
+    """
+    pool_list = [p.strip() for p in pools.split(",")] if isinstance(pools, str) else list(pools)
+    for p in pool_list:
+        if p not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {p!r}")
+    dev = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    loader, aug = split_loader(data, split, batch_size, num_workers)
+    if transform is not None:
+        aug = transform
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    featurizer = _Featurizer(encoder, prenorm)
+    was_training = encoder.training
+    param = next(encoder.parameters())
+    encoder.eval()
+    if param.device != dev:
+        encoder.to(dev)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if amp and dev.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    stores: dict[str, np.ndarray] = {}
+    labels: np.ndarray | None = None
+    offset = 0
+    try:
+        bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
+        for batch in bar:
+            if aug is not None:
+                batch = aug(batch)
+            batch = _to_device(batch, dev)
+            with autocast:
+                feats = featurizer.tokens(batch)
+            b = feats.shape[0]
+            y = batch["label"].cpu().numpy()
+            if labels is None:
+                labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
+            labels[offset : offset + b] = y
+            for p in pool_list:
+                z = featurizer.pool(feats, p).float().cpu().numpy()
+                if p not in stores:
+                    stores[p] = _allocate(out_dir, split, p, n, z.shape[1])
+                stores[p][offset : offset + b] = z
+            offset += b
+    finally:
+        encoder.train(was_training)
+        if param.device != dev:
+            encoder.to(param.device)
+    if offset != n or labels is None:
+        raise RuntimeError(f"the {split} loader yielded {offset} samples, expected {n} (> 0)")
+    dataset = loader.dataset
+    num_classes = (
+        labels.shape[1]
+        if labels.ndim == 2
+        else len(getattr(dataset, "classes", [])) or int(labels.max()) + 1
+    )
+    info = {
+        "model": type(encoder).__name__,
+        "dataset": type(dataset).__name__,
+        "split": split,
+        "N": n,
+        "num_classes": int(num_classes),
+        "task": "multilabel" if labels.ndim == 2 else "multiclass",
+        "dtype": "float32",
+        "prenorm": prenorm,
+        "normalised_with": type(aug).__name__ if aug is not None else None,
+        **(manifest or {}),
+    }
+    if hasattr(dataset, "classes"):
+        info["classes"] = list(dataset.classes)
+    out: dict[str, Embeddings] = {}
+    for p, feats_arr in stores.items():
+        m = {**info, "pool": p, "D": int(feats_arr.shape[1]), "complete": True}
+        path = None
+        if out_dir is not None:
+            path = embedding_dir(out_dir, split, p)
+            assert isinstance(feats_arr, np.memmap)
+            feats_arr.flush()
+            np.save(path / "labels.npy", labels)
+            (path / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+            feats_arr = np.load(path / "features.npy", mmap_mode="r")
+        out[p] = Embeddings(feats_arr, labels, m, path)
+    return out
+
+
+def _allocate(out_dir: str | Path | None, split: str, pool: str, n: int, d: int) -> np.ndarray:
+    """An ``(n, d)`` float32 array in memory, or a fresh ``.npy`` memory map under ``out_dir``."""
+    if out_dir is None:
+        return np.empty((n, d), dtype=np.float32)
+    path = embedding_dir(out_dir, split, pool)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "manifest.json").unlink(missing_ok=True)  # incomplete until rewritten
+    gib = n * d * 4 / 2**30
+    if gib > 1:
+        tqdm.write(f"writing {n} x {d} float32 ({gib:.1f} GiB) to {path / 'features.npy'}")
+    return np.lib.format.open_memmap(
+        path / "features.npy", mode="w+", dtype=np.float32, shape=(n, max(d, 1))
+    )

@@ -1,0 +1,171 @@
+"""Linear probing as a ``torchgeo fit`` task: frozen encoder, trainable linear head."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchgeo.trainers import BaseTask
+
+from ..models import MoEMAEEncoder
+from ..probe.encoders import build_encoder
+from ..probe.metrics import make_metric_collection
+
+__all__ = ["LinearProbeTask"]
+
+Pool = Literal["cls", "avg", "all"]
+
+
+class LinearProbeTask(BaseTask):
+    """Train ``Linear(D, num_classes)`` on frozen encoder embeddings.
+
+    The encoder has ``requires_grad=False`` and stays in eval mode even while the task trains
+    (deterministic MoE routing, no dropout), runs without autograd, and is excluded from the
+    optimiser; only the head learns. Embeddings as in :mod:`torchgeo_moemae.probe.embed`
+    (after the final LayerNorm): ``"cls"`` (CLS token), ``"avg"`` (mean of all tokens), ``"all"``
+    (all tokens flattened). ``lat``/``lon``/``time`` batch keys are passed to our encoder.
+
+    Loss: BCE-with-logits (``multilabel``, multi-hot targets) or cross-entropy (``multiclass``),
+    plus optional L2 on the head weights (``l2``; the paper's sklearn C=1 corresponds to
+    ``l2 = 1 / N_train``). Metrics: the paper's (see :mod:`torchgeo_moemae.probe.metrics`), logged as
+    ``{train,val,test}_<metric>``; ``val_loss`` is monitored.
+    """
+
+    monitor = "val_loss"
+    mode = "min"
+    encoder: Any
+
+    def __init__(
+        self,
+        model: str = "moemae_landsat",
+        weights: str | None = None,
+        pool: Pool = "cls",
+        num_classes: int = 19,
+        task: Literal["multilabel", "multiclass"] = "multilabel",
+        lr: float = 1e-3,
+        patience: int = 10,
+        l2: float = 0.0,
+    ) -> None:
+        """Initialize a new LinearProbeTask.
+
+        Args:
+            model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or any timm model name.
+            weights: encoder weights (exported folder, ``.safetensors`` or the authors' ``.pth``);
+                None = random initialisation (a baseline). Not saved in the hyper-parameters.
+            pool: embedding fed to the head.
+            num_classes: outputs (19 for BigEarthNet-L, 10 for EuroSAT-L).
+            task: ``"multilabel"`` or ``"multiclass"``.
+            lr: AdamW learning rate of the head.
+            patience: ReduceLROnPlateau patience (epochs).
+            l2: L2 penalty ``l2 / 2 * ||W||^2`` added to the mean loss.
+        """
+        if pool not in ("cls", "avg", "all"):
+            raise ValueError(f"pool must be 'cls', 'avg' or 'all', got {pool!r}")
+        if task not in ("multilabel", "multiclass"):
+            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+        self.weights = weights
+        super().__init__()
+
+    # ------------------------------------------------------------------ setup
+    def configure_models(self) -> None:
+        """Frozen encoder + linear head sized from a dummy forward pass."""
+        self.encoder = build_encoder(self.hparams["model"], self.weights)
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        with torch.no_grad():
+            dim = self._embed(self._dummy_batch()).shape[1]
+        self.head = nn.Linear(dim, self.hparams["num_classes"])
+
+    def _dummy_batch(self) -> dict[str, Tensor]:
+        if isinstance(self.encoder, MoEMAEEncoder):
+            h, w = self.encoder.img_size
+        else:
+            size = getattr(self.encoder, "pretrained_cfg", {}).get("input_size", (7, 40, 40))
+            h, w = size[-2:]
+        return {"image": torch.zeros(1, 7, h, w)}
+
+    def configure_metrics(self) -> None:
+        """The paper's metrics per stage (torchmetrics collections)."""
+        task, c = self.hparams["task"], self.hparams["num_classes"]
+        self.train_metrics = make_metric_collection(task, c, prefix="train_")
+        self.val_metrics = make_metric_collection(task, c, prefix="val_")
+        self.test_metrics = make_metric_collection(task, c, prefix="test_")
+
+    def configure_optimizers(self) -> Any:
+        """AdamW on the head only, ReduceLROnPlateau on ``val_loss``."""
+        optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.hparams["lr"], weight_decay=0)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, patience=self.hparams["patience"]
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
+        }
+
+    def train(self, mode: bool = True) -> LinearProbeTask:
+        """Set the mode of the head; the encoder always stays in eval mode."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    # ------------------------------------------------------------------ forward
+    @torch.no_grad()
+    def _embed(self, batch: dict[str, Tensor]) -> Tensor:
+        x = batch["image"]
+        pool = self.hparams["pool"]
+        if isinstance(self.encoder, MoEMAEEncoder):
+            meta = {k: batch[k] for k in ("lat", "lon", "time") if k in batch}
+            tokens = self.encoder.forward_features(x, **meta)
+            if pool == "cls":
+                return tokens[:, self.encoder.cls_index].float()
+        else:
+            size = getattr(self.encoder, "pretrained_cfg", {}).get("input_size")
+            if size is not None and tuple(x.shape[-2:]) != tuple(size[-2:]):
+                x = F.interpolate(x, size=tuple(size[-2:]), mode="bilinear", align_corners=False)
+            tokens = self.encoder.forward_features(x)
+            if pool == "cls":
+                return self.encoder.forward_head(tokens, pre_logits=True).float()
+        if pool == "avg":
+            return (tokens.mean(1) if tokens.ndim == 3 else tokens.flatten(2).mean(-1)).float()
+        return tokens.flatten(1).float()
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits ``(B, num_classes)`` for a batch dict."""
+        return self.head(self._embed(batch))
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self(batch)
+        y = batch["label"]
+        if self.hparams["task"] == "multilabel":
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+            proba = torch.sigmoid(logits)
+        else:
+            loss = F.cross_entropy(logits, y.long())
+            proba = logits.softmax(-1)
+        if self.hparams["l2"] > 0:
+            loss = loss + 0.5 * self.hparams["l2"] * self.head.weight.pow(2).sum()
+        bs = logits.shape[0]
+        self.log(f"{stage}_loss", loss, batch_size=bs, prog_bar=stage != "test")
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics(proba.float(), y.long())
+        self.log_dict(metrics, batch_size=bs, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Loss of a training batch."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Validation loss and metrics."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Test loss and metrics."""
+        self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Probabilities ``(B, num_classes)``."""
+        logits = self(batch)
+        return torch.sigmoid(logits) if self.hparams["task"] == "multilabel" else logits.softmax(-1)
