@@ -126,10 +126,14 @@ class MoEMAEPretrainTask(BaseTask):
         )
         optimizer = AdamW(groups, lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]))
         total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) or total < 1:
+        if not math.isfinite(total):
             raise ValueError(
-                "the learning-rate schedule needs a finite run: set trainer max_epochs or max_steps "
-                f"(estimated optimiser steps: {total})"
+                "the learning-rate schedule needs a finite run: set trainer max_epochs or max_steps"
+            )
+        if total < 1:
+            raise ValueError(
+                "no training batches: the train split is smaller than one batch (torchgeo drops the "
+                "last incomplete train batch); lower data batch_size"
             )
         scheduler = warmup_cosine_scheduler(
             optimizer, int(total), self.hparams["warmup_fraction"], self.hparams["min_lr"]
@@ -175,10 +179,12 @@ class MoEMAEPretrainTask(BaseTask):
         )
 
     def _log_losses(self, stage: str, out: MAEOutput, loss: Tensor, batch_size: int) -> None:
-        self.log(f"{stage}_loss", loss, batch_size=batch_size, prog_bar=True)
+        # validation means are synchronised across DDP ranks (val_loss picks the best checkpoint)
+        sync = stage != "train"
+        self.log(f"{stage}_loss", loss, batch_size=batch_size, prog_bar=True, sync_dist=sync)
         parts = {"masked": out.loss_masked, "visible": out.loss_visible, "moe": out.moe_loss}
         for name, value in parts.items():
-            self.log(f"{stage}_loss_{name}", value, batch_size=batch_size)
+            self.log(f"{stage}_loss_{name}", value, batch_size=batch_size, sync_dist=sync)
 
     def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Masked reconstruction loss of a batch, with logging and the NaN/inf guard."""

@@ -1,0 +1,56 @@
+"""Fixtures for the trainer tests: tiny in-memory Landsat-like batches and single-threaded torch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class RandomLandsat(Dataset[dict[str, torch.Tensor]]):
+    """``n`` normalised 7x40x40 images with lat/lon/time; optional NaN pixels in some samples."""
+
+    def __init__(self, n: int = 16, seed: int = 0, nan_samples: tuple[int, ...] = ()) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.images = torch.randn(n, 7, 40, 40, generator=gen)
+        for i in nan_samples:
+            self.images[i, 3, 5, 5] = math.nan
+        self.lat = torch.rand(n, generator=gen) * 30 + 40
+        self.lon = torch.rand(n, generator=gen) * 30 - 10
+        self.time = torch.full((n,), 1.5e9, dtype=torch.float64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {
+            "image": self.images[i],
+            "lat": self.lat[i],
+            "lon": self.lon[i],
+            "time": self.time[i],
+        }
+
+
+def loader(
+    n: int = 16, batch_size: int = 4, **kwargs: object
+) -> DataLoader[dict[str, torch.Tensor]]:
+    """A deterministic (unshuffled) loader over :class:`RandomLandsat`."""
+    return DataLoader(RandomLandsat(n, **kwargs), batch_size=batch_size)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Two OpenMP threads on a shared 2-core machine can be 10x slower than one; restore afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def make_loader() -> Callable[..., DataLoader[dict[str, torch.Tensor]]]:
+    """Factory of :func:`loader`."""
+    return loader

@@ -1,0 +1,235 @@
+"""``moemae quickstart``: the whole pipeline on the built-in synthetic dataset, offline, in minutes.
+
+1. write the synthetic BigEarthNet-L dataset (:func:`make_synthetic_bigearthnet_ls`);
+2. pre-train briefly with ``configs/quickstart.yaml`` (the same file as ``examples/quickstart.yaml``,
+   run through the Lightning/TorchGeo CLI machinery, so ``torchgeo fit --config`` behaves the same);
+3. export the best checkpoint (on ``val_loss``) to a timm/Hub folder, and the initial weights too;
+4. linear-probe the exported encoder and, as the baseline, the same architecture at its initial
+   (random) weights, both loaded through ``timm.create_model(..., pretrained=True)``;
+5. measure the masked reconstruction loss on the held-out test split before/after pre-training, save
+   a reconstruction figure and ``metrics.json``, and print where everything went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["DEFAULT_CONFIG", "configure_parser", "run", "run_quickstart"]
+
+#: The packaged quickstart config (identical to ``examples/quickstart.yaml``).
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
+
+
+def _step(i: int, text: str) -> None:
+    print(f"\n[{i}/5] {text}", flush=True)
+
+
+def _relocate(config: dict[str, Any], out: Path, data: Path, max_epochs: int | None) -> None:
+    """Point the config's data, logs and checkpoints into ``out``."""
+    config["data"]["init_args"]["root"] = str(data)
+    trainer = config.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(out / "train")
+    for callback in trainer.get("callbacks") or []:
+        if callback.get("class_path", "").endswith("ModelCheckpoint"):
+            callback.setdefault("init_args", {})["dirpath"] = str(out / "train" / "checkpoints")
+    if max_epochs is not None:
+        trainer["max_epochs"] = max_epochs
+
+
+def _probe(encoder_dir: Path, datamodule: Any, out_dir: Path, pool: str) -> dict[str, float]:
+    """Load an exported encoder the way users do (timm) and linear-probe it."""
+    import timm
+
+    from .export import timm_name_of
+    from .probe import linear_probe
+
+    encoder = timm.create_model(
+        timm_name_of(encoder_dir),
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(encoder_dir / "model.safetensors")),
+    )
+    return linear_probe(
+        encoder, datamodule, pool=pool, method="sklearn", out_dir=out_dir, progress=True
+    )
+
+
+def run_quickstart(
+    out_dir: str | Path = "moemae_quickstart",
+    config: str | Path = DEFAULT_CONFIG,
+    max_epochs: int | None = None,
+    num_patches: int = 300,
+    pool: str = "avg",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run the five quickstart steps into ``out_dir``; returns the summary written to ``metrics.json``.
+
+    Args:
+        out_dir: output folder (data, train logs/checkpoints, exports, probe results, figures).
+        config: LightningCLI config of the pre-training (default: the packaged quickstart config).
+        max_epochs: override the config's epochs.
+        num_patches: size of the synthetic dataset (split 70/15/15).
+        pool: embedding of the linear probe (``"cls"``, ``"avg"`` or ``"all"``).
+        seed: seed of the data, the initial weights and the training.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.trainers import BaseTask
+
+    from .analysis.reconstruction import plot_reconstruction
+    from .datasets import make_synthetic_bigearthnet_ls
+    from .export import export_encoder
+    from .models import create_mae
+    from .trainers import MoEMAEPretrainTask
+    from .trainers.evaluate import masked_reconstruction_loss
+
+    start = time.perf_counter()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    _step(1, f"synthetic BigEarthNet-L ({num_patches} patches) -> {out / 'data'}")
+    data = make_synthetic_bigearthnet_ls(out / "data", num_patches=num_patches, seed=seed)
+
+    _step(2, f"pre-training ({config})")
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["seed_everything"] = seed
+    _relocate(cfg, out, data, max_epochs)
+    cli = LightningCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        run=False,
+        args=cfg,
+    )
+    task, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
+    if not isinstance(task, MoEMAEPretrainTask):
+        raise TypeError(f"{config}: model must be MoEMAEPretrainTask, got {type(task).__name__}")
+    init_dir = export_encoder(task, out / "init")  # the probe's random-init baseline
+    trainer.fit(task, datamodule=datamodule)
+    best = trainer.checkpoint_callback
+    checkpoint = best.best_model_path if isinstance(best, ModelCheckpoint) else ""
+    if not checkpoint:
+        raise RuntimeError(f"{config}: the training saved no checkpoint (add a ModelCheckpoint)")
+    train_seconds = time.perf_counter() - start
+
+    _step(3, f"export {checkpoint} -> {out / 'encoder'}")
+    encoder_dir = export_encoder(checkpoint, out / "encoder")
+
+    _step(4, f"linear probe ({pool} embedding, train -> test), pre-trained vs. random init")
+    probes = {
+        "pretrained": _probe(encoder_dir, datamodule, out / "probe" / "pretrained", pool),
+        "random_init": _probe(init_dir, datamodule, out / "probe" / "random_init", pool),
+    }
+
+    _step(5, "held-out masked reconstruction loss and figure")
+    datamodule.setup("test")
+    test_batches = list(datamodule.test_dataloader())
+    size = task.hparams["model"]
+    mask_ratio = task.hparams["mask_ratio"]
+    maes = {
+        "pretrained": create_mae(size, encoder_dir / "mae.safetensors", mask_ratio=mask_ratio),
+        "random_init": create_mae(size, init_dir / "mae.safetensors", mask_ratio=mask_ratio),
+    }
+    recon = {
+        name: masked_reconstruction_loss(mae, test_batches, mask_ratio, seed, datamodule.aug)
+        for name, mae in maes.items()
+    }
+    batch = datamodule.aug(test_batches[0])
+    fig = plot_reconstruction(
+        maes["pretrained"], batch["image"], batch["lat"], batch["lon"], batch["time"], mask_ratio
+    )
+    figure = out / "figures" / "reconstruction_test.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=100)
+
+    summary: dict[str, Any] = {
+        "config": str(config),
+        "seconds": {"pretrain": train_seconds, "total": time.perf_counter() - start},
+        "test_masked_reconstruction_loss": recon,
+        "linear_probe": {"pool": pool, **probes},
+        "paths": {
+            "data": str(data),
+            "checkpoint": checkpoint,
+            "last_checkpoint": str(Path(checkpoint).parent / "last.ckpt"),
+            "train_logs": str(trainer.log_dir),
+            "validation_figures": str(task.figure_dir),
+            "encoder": str(encoder_dir),
+            "init_encoder": str(init_dir),
+            "probe": str(out / "probe"),
+            "figure": str(figure),
+            "metrics": str(out / "metrics.json"),
+        },
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The printed table: results, then where every output went."""
+    recon = summary["test_masked_reconstruction_loss"]
+    probe = summary["linear_probe"]
+    metrics = [k for k in ("map_micro", "map_macro", "f1_micro") if k in probe["pretrained"]]
+    rows = [("", "pre-trained", "random init")]
+    rows.append(
+        ("masked recon. loss (test)", f"{recon['pretrained']:.3f}", f"{recon['random_init']:.3f}")
+    )
+    for k in metrics:
+        rows.append(
+            (
+                f"probe {probe['pool']} {k}",
+                f"{probe['pretrained'][k]:.3f}",
+                f"{probe['random_init'][k]:.3f}",
+            )
+        )
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{a:<{width}}  {b:>12}  {c:>12}" for a, b, c in rows]
+    lines.append("")
+    paths = summary["paths"]
+    pwidth = max(len(k) for k in paths)
+    lines += [f"{k:<{pwidth}}  {v}" for k, v in paths.items()]
+    lines.append(f"\ntotal time: {summary['seconds']['total']:.0f} s")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``moemae quickstart``."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("moemae_quickstart"),
+        help="output folder (default: %(default)s)",
+    )
+    parser.add_argument("--max-epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument(
+        "--num-patches", type=int, default=300, help="synthetic patches (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="pre-training config (LightningCLI YAML)",
+    )
+    parser.add_argument(
+        "--pool",
+        choices=("cls", "avg", "all"),
+        default="avg",
+        help="probe embedding (default: avg)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``moemae quickstart``: run and print the summary."""
+    summary = run_quickstart(
+        args.out, args.config, args.max_epochs, args.num_patches, args.pool, args.seed
+    )
+    print("\n" + format_summary(summary))
+    return 0
