@@ -224,10 +224,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="probe embedding (default: avg)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (0: torch default; default: 1)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """``moemae quickstart``: run and print the summary."""
+    import torch
+
+    # The quickstart model is tiny: one intra-op thread loses little, while two OpenMP threads on a
+    # busy 2-core machine were measured 10x slower (spin-waiting). --threads 0 keeps torch's default.
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     summary = run_quickstart(
         args.out, args.config, args.max_epochs, args.num_patches, args.pool, args.seed
     )
