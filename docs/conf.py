@@ -88,6 +88,8 @@ sphinx_gallery_conf = {
     "reset_modules": ("matplotlib", "seaborn"),
     "show_memory": False,
     "show_signature": False,
+    # timings would be written into the source tree (docs/sg_execution_times.rst)
+    "write_computation_times": False,
 }
 
 
