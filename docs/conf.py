@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 import torchgeo_moemae
@@ -25,6 +26,9 @@ from _ext import citation_rst, model_tables_rst, sparsity_rst  # noqa: E402
 # The build is offline by design; examples and autodoc must never reach the Hugging Face Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The gallery's models are tiny: one intra-op thread is as fast on an idle machine and several times
+# faster on a busy one, where OpenMP threads spin-wait (as measured for `moemae quickstart`).
+torch.set_num_threads(1)
 
 project = "torchgeo-moemae"
 author = "torchgeo-moemae developers"
