@@ -155,8 +155,12 @@ def test_code_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     """Every non-skipped Python block of the file runs, in order, in one namespace, offline."""
     blocks = [b for b in code_blocks(path) if not b.skip]
     import matplotlib.pyplot as plt
+    import torch
 
     monkeypatch.chdir(tmp_path)
+    # The blocks' models are tiny: one thread avoids OpenMP spin-waiting on a busy CI machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
     try:
@@ -166,6 +170,7 @@ def test_code_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
             exec(code, namespace)
     finally:
         plt.close("all")
+        torch.set_num_threads(threads)
 
 
 def _public_objects() -> list[tuple[str, object]]:
