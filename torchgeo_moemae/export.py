@@ -105,8 +105,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``moemae export CHECKPOINT OUT_DIR``: print the written folder and how to load it."""
-    torch.set_grad_enabled(False)
-    out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
+    with torch.no_grad():
+        out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
     arch = timm_name_of(out)
     print(f"exported {args.checkpoint} -> {out}")
     for name in sorted(p.name for p in out.iterdir()):

@@ -47,7 +47,8 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         embed_dim=108, depth=9, hidden_first=81, hidden_last=27, num_heads=6, num_kv_groups=3
     ),
 }
-_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_landsat_xxs": "XXS"}
+#: timm model name -> size.
+MODEL_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_landsat_xxs": "XXS"}
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
-    model_args = {**MODEL_SIZES[_VARIANTS[variant.split(".")[0]]], **kwargs}
+    model_args = {**MODEL_SIZES[MODEL_VARIANTS[variant.split(".")[0]]], **kwargs}
     if not pretrained:
         return build_model_with_cfg(MoEMAEEncoder, variant, False, **model_args)
     load_from, location = _pretrained_source(variant, kwargs)

@@ -9,7 +9,7 @@ import timm
 from torch import nn
 
 from ..models import MoEMAE, MoEMAEEncoder, load_checkpoint
-from ..models.registry import _VARIANTS
+from ..models.registry import MODEL_VARIANTS
 
 __all__ = ["build_encoder"]
 
@@ -28,7 +28,7 @@ def build_encoder(model: str = "moemae_landsat", weights: str | Path | None = No
             None: random initialisation.
     """
     name = _SIZES.get(model.upper(), model)
-    if name.split(".")[0] in _VARIANTS:
+    if name.split(".")[0] in MODEL_VARIANTS:
         encoder = timm.create_model(name)
         assert isinstance(encoder, MoEMAEEncoder)
         if weights is not None:

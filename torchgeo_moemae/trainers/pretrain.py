@@ -16,21 +16,21 @@ from torchgeo.trainers import BaseTask
 
 from ..models import MAEOutput, MoEAux, MoEMAE, MoEMAEEncoder, load_checkpoint, random_masking
 from ..models.metadata import METADATA_FIELDS
-from ..models.registry import _VARIANTS
+from ..models.registry import MODEL_VARIANTS
 from .schedule import warmup_cosine_scheduler
 
 __all__ = ["MoEMAEPretrainTask", "timm_model_name"]
 
 #: Model size ("S", "XS", "XXS") -> timm model name.
-_SIZE_TO_TIMM = {size: name for name, size in _VARIANTS.items()}
+_SIZE_TO_TIMM = {size: name for name, size in MODEL_VARIANTS.items()}
 
 
 def timm_model_name(model: str) -> str:
     """``"S"``/``"XS"``/``"XXS"`` or a ``moemae_landsat*`` timm name -> the timm name."""
     name = _SIZE_TO_TIMM.get(model.upper(), model)
-    if name not in _VARIANTS:
+    if name not in MODEL_VARIANTS:
         raise ValueError(
-            f"model must be one of {sorted(_SIZE_TO_TIMM)} or {sorted(_VARIANTS)}, got {model!r}"
+            f"model must be one of {sorted(_SIZE_TO_TIMM)} or {sorted(MODEL_VARIANTS)}, got {model!r}"
         )
     return name
 
