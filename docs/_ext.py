@@ -9,25 +9,6 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-#: Paper values (Table 9): per encoder layer, unique expert-FFN parameters in thousands.
-PAPER_UNIQUE_FFN_K = (
-    62.6,
-    60.0,
-    57.9,
-    55.7,
-    53.5,
-    68.4,
-    65.5,
-    62.6,
-    59.2,
-    56.3,
-    66.7,
-    63.1,
-    59.5,
-    55.8,
-    52.2,
-)
-
 
 def _authors(people: list[dict[str, str]]) -> list[str]:
     """Display names of CFF persons (given + family names) and entities (``name``)."""
@@ -115,6 +96,7 @@ def model_tables_rst() -> str:
 def sparsity_rst() -> str:
     """Table 9 of the paper next to :func:`torchgeo_moemae.analysis.sparsity_report` of size S."""
     from torchgeo_moemae.analysis import sparsity_report
+    from torchgeo_moemae.analysis.sparsity import PAPER_UNIQUE_EXPERT_PARAMS_K
     from torchgeo_moemae.models import create_mae
 
     report = sparsity_report(create_mae("S").encoder)
@@ -129,7 +111,7 @@ def sparsity_rst() -> str:
         "     - Unique expert params, paper (K)",
         "     - Unique expert params, this package (K)",
     ]
-    for row, paper in zip(report.layers, PAPER_UNIQUE_FFN_K, strict=True):
+    for row, paper in zip(report.layers, PAPER_UNIQUE_EXPERT_PARAMS_K, strict=True):
         lines += [
             f"   * - {row.layer}",
             f"     - {row.num_experts}",
@@ -143,7 +125,7 @@ def sparsity_rst() -> str:
         "     -",
         "     -",
         "     -",
-        f"     - {sum(PAPER_UNIQUE_FFN_K):.1f}",
+        f"     - {sum(PAPER_UNIQUE_EXPERT_PARAMS_K):.1f}",
         f"     - {report.unique_expert_params / 1e3:.1f}",
         "",
         "Computed for this package: a token activates "

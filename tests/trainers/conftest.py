@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -39,15 +39,6 @@ def loader(
 ) -> DataLoader[dict[str, torch.Tensor]]:
     """A deterministic (unshuffled) loader over :class:`RandomLandsat`."""
     return DataLoader(RandomLandsat(n, **kwargs), batch_size=batch_size)  # type: ignore[arg-type]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two OpenMP threads on a shared 2-core machine can be 10x slower than one; restore afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -26,7 +26,12 @@ from torch import nn
 
 from ..models import MoEMAEEncoder, SwiGLUMoE
 
-__all__ = ["LayerSparsity", "SparsityReport", "sparsity_report"]
+__all__ = ["PAPER_UNIQUE_EXPERT_PARAMS_K", "LayerSparsity", "SparsityReport", "sparsity_report"]
+
+#: Paper Table 9 (size S): unique (non-shared) expert parameters per encoder layer, in thousands.
+PAPER_UNIQUE_EXPERT_PARAMS_K: tuple[float, ...] = (
+    62.6, 60.0, 57.9, 55.7, 53.5, 68.4, 65.5, 62.6, 59.2, 56.3, 66.7, 63.1, 59.5, 55.8, 52.2,
+)  # fmt: skip
 
 
 @dataclass
