@@ -1,4 +1,4 @@
-"""Throughput of the MoE-MAE encoder and MAE train step: fused MoE dispatch vs the per-expert loop.
+"""Throughput of the MoE-MAE encoder and MAE train step: routed/fused MoE dispatch vs the per-expert loop.
 
 Peers: timm ``vit_small_patch16_224`` and ``resnet18`` with 7 input bands at 224 px (Landsat-Bench
 protocol). Prints a table and writes JSON.
@@ -157,14 +157,19 @@ def main(argv: list[str] | None = None) -> None:
         dtypes = args.dtypes or (["fp32", "bf16"] if dev == "cuda" else ["fp32"])
         compile_mode = args.compile or ("both" if dev == "cuda" else "off")
         compiles = {"off": [False], "on": [True], "both": [False, True]}[compile_mode]
-        models = ["moemae_landsat:loop", "moemae_landsat:fused", *args.peers]
+        models = [
+            "moemae_landsat:loop",
+            "moemae_landsat:routed",
+            "moemae_landsat:fused",
+            *args.peers,
+        ]
         for mode in args.modes:
             for dtype in dtypes:
                 for compiled in compiles:
                     for batch in args.batch:
                         for name in models:
-                            if compiled and name.endswith(":loop"):
-                                continue  # the reference loop has data-dependent shapes: not a compile target
+                            if compiled and name.endswith((":loop", ":routed")):
+                                continue  # data-dependent shapes: not compile targets
                             row = bench_one(
                                 name, mode, device, dtype, batch, compiled, args.warmup, args.iters
                             )
@@ -178,19 +183,23 @@ def main(argv: list[str] | None = None) -> None:
     # Fused/loop speed-up measured in the same run, per setting.
     speedups = []
     for row in rows:
-        if row["model"] == "moemae_landsat:fused" and not row["compiled"]:
+        if (
+            row["model"] in ("moemae_landsat:fused", "moemae_landsat:routed")
+            and not row["compiled"]
+        ):
             ref = next(
                 r for r in rows
                 if r["model"] == "moemae_landsat:loop"
                 and all(r[k] == row[k] for k in ("mode", "device", "dtype", "batch"))
             )  # fmt: skip
-            speedups.append({**{k: row[k] for k in ("mode", "device", "dtype", "batch")},
-                             "fused_over_loop": row["images_per_s"] / ref["images_per_s"]})  # fmt: skip
-    print("\nfused MoE dispatch vs per-expert loop (same run):")
-    print(f"{'device':6} {'mode':5} {'dtype':5} {'batch':5} {'speed-up':>8}")
+            speedups.append({**{k: row[k] for k in ("model", "mode", "device", "dtype", "batch")},
+                             "over_loop": row["images_per_s"] / ref["images_per_s"]})  # fmt: skip
+    print("\nMoE dispatch vs the per-expert reference loop (same run):")
+    print(f"{'dispatch':22} {'device':6} {'mode':5} {'dtype':5} {'batch':5} {'speed-up':>8}")
     for s in speedups:
         print(
-            f"{s['device']:6} {s['mode']:5} {s['dtype']:5} {s['batch']:<5} {s['fused_over_loop']:8.2f}x"
+            f"{s['model']:22} {s['device']:6} {s['mode']:5} {s['dtype']:5} {s['batch']:<5} "
+            f"{s['over_loop']:8.2f}x"
         )
     env = dict(torch=torch.__version__, timm=timm.__version__, platform=platform.platform(),
                cpu_threads=torch.get_num_threads(),

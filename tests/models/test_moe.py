@@ -23,9 +23,10 @@ def _grads(
     return out.detach(), grads, x.grad
 
 
+@pytest.mark.parametrize("dispatch", ["fused", "routed"])
 @pytest.mark.parametrize("training", [False, True])
-def test_fused_equals_loop(training: bool) -> None:
-    moe = SwiGLUMoE(dim=24, hidden=12, num_experts=5, top_k=2).train(training)
+def test_fast_dispatch_equals_loop(dispatch: str, training: bool) -> None:
+    moe = SwiGLUMoE(dim=24, hidden=12, num_experts=5, top_k=2, dispatch=dispatch).train(training)  # type: ignore[arg-type]
     x = torch.randn(3, 7, 24)
     fused = _grads(moe, x, seed=1)
     moe.dispatch = "loop"
@@ -37,8 +38,12 @@ def test_fused_equals_loop(training: bool) -> None:
         torch.testing.assert_close(grad, loop[1][name], atol=1e-5, rtol=0, msg=name)
 
 
-def test_fused_equals_loop_in_whole_model() -> None:
+@pytest.mark.parametrize("dispatch", ["fused", "routed"])
+def test_fast_dispatch_equals_loop_in_whole_model(dispatch: str) -> None:
     mae = create_mae("XXS").train()
+    for module in mae.modules():
+        if isinstance(module, SwiGLUMoE):
+            module.dispatch = dispatch  # type: ignore[assignment]
     x = torch.randn(2, 7, 40, 40)
 
     def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -51,7 +56,7 @@ def test_fused_equals_loop_in_whole_model() -> None:
     pred, grads = run()
     for module in mae.modules():
         if isinstance(module, SwiGLUMoE):
-            module.dispatch = "loop"
+            module.dispatch = "loop"  # type: ignore[assignment]
     pred_loop, grads_loop = run()
     torch.testing.assert_close(pred, pred_loop, atol=1e-5, rtol=0)
     for a, b in zip(grads, grads_loop, strict=True):
