@@ -24,16 +24,14 @@ REAL_SAMPLE = (
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
-    """One quickstart run through the CLI (fewer patches/epochs than the default, same pipeline)."""
+    """One default quickstart run through the CLI, exactly as the README's main job."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see tests/trainers/conftest.py
     out = tmp_path_factory.mktemp("quickstart")
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            code = moemae_main(
-                ["quickstart", "--out", str(out), "--num-patches", "200", "--max-epochs", "8"]
-            )
+            code = moemae_main(["quickstart", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -85,19 +83,20 @@ def test_masked_reconstruction_improves_on_held_out_patches(
     assert recorded["pretrained"] < recorded["random_init"]
 
 
-def test_probe_of_pretrained_encoder_carries_label_information(
+def test_probe_of_pretrained_encoder_beats_random_init(
     quickstart: tuple[Path, dict[str, Any], str],
 ) -> None:
-    """The pre-trained probe beats a constant (label-prevalence) predictor on the test split.
-
-    Note: after this short run the random-init encoder probes about as well (both are reported in
-    ``metrics.json``); brief pre-training does not beat random features on the synthetic data.
-    """
+    """On the held-out test split, the pre-trained encoder probes better than its random init
+    (the paper's protocol: CLS token before the final norm, sklearn logistic regression), and
+    clearly better than a constant (label-prevalence) predictor."""
     out, summary, _ = quickstart
     dm = BigEarthNetLSDataModule(root=out / "data")
     dm.setup("test")
     labels = torch.stack([dm.test_dataset[i]["label"] for i in range(len(dm.test_dataset))])
     prevalence = labels.float().mean().item()  # micro mAP of a constant score
     probe = summary["linear_probe"]
-    assert probe["pretrained"]["map_micro"] > prevalence + 0.2, (probe, prevalence)
-    assert 0.0 <= probe["random_init"]["map_micro"] <= 1.0
+    assert probe["pool"] == "cls" and probe["prenorm"]
+    pretrained, random_init = probe["pretrained"], probe["random_init"]
+    assert pretrained["map_micro"] > random_init["map_micro"], probe
+    assert pretrained["f1_micro"] > random_init["f1_micro"], probe
+    assert pretrained["map_micro"] > prevalence + 0.2, (probe, prevalence)

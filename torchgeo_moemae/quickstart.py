@@ -42,8 +42,10 @@ def _relocate(config: dict[str, Any], out: Path, data: Path, max_epochs: int | N
         trainer["max_epochs"] = max_epochs
 
 
-def _probe(encoder_dir: Path, datamodule: Any, out_dir: Path, pool: str) -> dict[str, float]:
-    """Load an exported encoder the way users do (timm) and linear-probe it."""
+def _probe(
+    encoder_dir: Path, datamodule: Any, out_dir: Path, pool: str, prenorm: bool
+) -> dict[str, float]:
+    """Load an exported encoder the way users do (timm) and linear-probe it (sklearn, the paper's)."""
     import timm
 
     from .export import timm_name_of
@@ -55,7 +57,13 @@ def _probe(encoder_dir: Path, datamodule: Any, out_dir: Path, pool: str) -> dict
         pretrained_cfg_overlay=dict(file=str(encoder_dir / "model.safetensors")),
     )
     return linear_probe(
-        encoder, datamodule, pool=pool, method="sklearn", out_dir=out_dir, progress=True
+        encoder,
+        datamodule,
+        pool=pool,
+        method="sklearn",
+        out_dir=out_dir,
+        prenorm=prenorm,
+        progress=True,
     )
 
 
@@ -64,8 +72,9 @@ def run_quickstart(
     config: str | Path = DEFAULT_CONFIG,
     max_epochs: int | None = None,
     num_patches: int = 300,
-    pool: str = "avg",
+    pool: str = "cls",
     seed: int = 0,
+    prenorm: bool = True,
 ) -> dict[str, Any]:
     """Run the five quickstart steps into ``out_dir``; returns the summary written to ``metrics.json``.
 
@@ -76,6 +85,9 @@ def run_quickstart(
         num_patches: size of the synthetic dataset (split 70/15/15).
         pool: embedding of the linear probe (``"cls"``, ``"avg"`` or ``"all"``).
         seed: seed of the data, the initial weights and the training.
+        prenorm: probe the tokens before the encoder's final LayerNorm, as the paper's reference
+            code did (after this brief pre-training, post-norm tokens of the random-init encoder
+            probe as well as the pre-trained ones on the synthetic data; pre-norm ones do not).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
@@ -123,10 +135,11 @@ def run_quickstart(
     _step(3, f"export {checkpoint} -> {out / 'encoder'}")
     encoder_dir = export_encoder(checkpoint, out / "encoder")
 
-    _step(4, f"linear probe ({pool} embedding, train -> test), pre-trained vs. random init")
+    norm = "pre-norm" if prenorm else "post-norm"
+    _step(4, f"linear probe ({pool} {norm} embedding, train -> test), pre-trained vs. random init")
     probes = {
-        "pretrained": _probe(encoder_dir, datamodule, out / "probe" / "pretrained", pool),
-        "random_init": _probe(init_dir, datamodule, out / "probe" / "random_init", pool),
+        name: _probe(folder, datamodule, out / "probe" / name, pool, prenorm)
+        for name, folder in (("pretrained", encoder_dir), ("random_init", init_dir))
     }
 
     _step(5, "held-out masked reconstruction loss and figure")
@@ -154,7 +167,7 @@ def run_quickstart(
         "config": str(config),
         "seconds": {"pretrain": train_seconds, "total": time.perf_counter() - start},
         "test_masked_reconstruction_loss": recon,
-        "linear_probe": {"pool": pool, **probes},
+        "linear_probe": {"pool": pool, "prenorm": prenorm, **probes},
         "paths": {
             "data": str(data),
             "checkpoint": checkpoint,
@@ -220,8 +233,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool",
         choices=("cls", "avg", "all"),
-        default="avg",
-        help="probe embedding (default: avg)",
+        default="cls",
+        help="probe embedding (default: cls)",
+    )
+    parser.add_argument(
+        "--post-norm",
+        dest="prenorm",
+        action="store_false",
+        help="probe tokens after the final LayerNorm (default: before it, as the paper's code)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     parser.add_argument(
@@ -238,7 +257,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     summary = run_quickstart(
-        args.out, args.config, args.max_epochs, args.num_patches, args.pool, args.seed
+        args.out,
+        args.config,
+        args.max_epochs,
+        args.num_patches,
+        args.pool,
+        args.seed,
+        args.prenorm,
     )
     print("\n" + format_summary(summary))
     return 0
