@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..models import MoEMAEEncoder, SwiGLUMoE
+from ..utils import eval_mode
 from .reconstruction import to_rgb
 
 __all__ = [
@@ -54,17 +55,6 @@ def _layers(enc: MoEMAEEncoder, layers: int | Sequence[int] | None) -> list[int]
         if not 0 <= i < len(enc.blocks):
             raise ValueError(f"layer {i} out of range: the encoder has {len(enc.blocks)} blocks")
     return out
-
-
-class _eval_mode:
-    def __init__(self, module: nn.Module) -> None:
-        self.module, self.was = module, module.training
-
-    def __enter__(self) -> None:
-        self.module.eval()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.module.train(self.was)
 
 
 def _grid(enc: MoEMAEEncoder, per_token: Tensor, b: int) -> Tensor:
@@ -95,7 +85,7 @@ def expert_contribution_maps(
         for i in wanted
     ]
     try:
-        with _eval_mode(enc):
+        with eval_mode(enc):
             out = enc.forward_encoder(images, lat, lon, time)
             maps = {}
             for i in wanted:
@@ -122,7 +112,7 @@ def routing_maps(
     """``{layer: (B, E, gh, gw)}`` gate weights per patch (0 where the expert is not chosen)."""
     enc = _encoder(model)
     wanted = _layers(enc, layers)
-    with _eval_mode(enc):
+    with eval_mode(enc):
         out = enc.forward_encoder(images, lat, lon, time)
     return {i: _grid(enc, out.routing[i].gates, images.shape[0]).float().cpu() for i in wanted}
 
@@ -164,7 +154,7 @@ def expert_ablation_maps(
     enc = _encoder(model)
     wanted = _layers(enc, layers)
     p = enc.num_prefix_tokens
-    with _eval_mode(enc):
+    with eval_mode(enc):
         ref = enc.forward_features(images, lat, lon, time)[:, p:].float()
         maps = {}
         for i in wanted:

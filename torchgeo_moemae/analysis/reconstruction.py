@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..datasets.stats import RGB_INDICES
-from ..models import MoEMAE, patchify, random_masking, unpatchify
+from ..models import MoEMAE, patchify, unpatchify
+from ..utils import eval_mode
 
 __all__ = ["plot_reconstruction", "reconstruct", "to_rgb"]
 
@@ -52,9 +53,7 @@ def reconstruct(
         hidden patches set to NaN), ``masked`` (reconstruction from the visible patches), all
         ``(B, bands, H, W)`` float32 on the CPU, and ``mask`` ``(B, L)`` (1 = hidden).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         x = images.to(device=device, dtype=torch.float32)
         meta = {
@@ -70,8 +69,7 @@ def reconstruct(
         full_out = model(x, **meta, ids_keep=ids_keep_full, ids_restore=ids_keep_full)
         full = unpatchify(full_out.pred.float(), p, size)
 
-        ids_keep, ids_restore, mask = random_masking(b, n, mask_ratio, generator=gen)
-        out = model(x, **meta, ids_keep=ids_keep.to(device), ids_restore=ids_restore.to(device))
+        out = model(x, **meta, mask_ratio=mask_ratio, generator=gen)
         mask = out.mask.float()  # (B, L), 1 = hidden
         target = patchify(x.float(), p)
         pred = out.pred.float()
@@ -87,8 +85,6 @@ def reconstruct(
             "masked": masked.cpu(),
             "mask": mask.cpu(),
         }
-    finally:
-        model.train(was_training)
 
 
 def to_rgb(

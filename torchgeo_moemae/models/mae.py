@@ -35,6 +35,9 @@ def random_masking(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """MAE per-sample random masking.
 
+    A ``generator`` draws the noise on its own device (CPU by default), so a seeded masking is the
+    same whatever device the model runs on; the results are then moved to ``device``.
+
     Returns:
         ``ids_keep (B, K)`` with ``K = int(L * (1 - mask_ratio))``, ``ids_restore (B, L)`` and
         ``mask (B, L)`` (1 = masked) in the original patch order.
@@ -42,7 +45,10 @@ def random_masking(
     if not 0.0 <= mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
     keep = int(num_patches * (1 - mask_ratio))
-    noise = torch.rand(batch_size, num_patches, device=device, generator=generator)
+    noise_device = generator.device if generator is not None else device
+    noise = torch.rand(batch_size, num_patches, device=noise_device, generator=generator)
+    if device is not None:
+        noise = noise.to(device)
     ids_shuffle = noise.argsort(dim=1)
     ids_restore = ids_shuffle.argsort(dim=1)
     mask = torch.ones(batch_size, num_patches, device=device)
@@ -170,6 +176,7 @@ class MoEMAE(nn.Module):
         mask_ratio: float | None = None,
         ids_keep: Tensor | None = None,
         ids_restore: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> MAEOutput:
         """Masked reconstruction.
 
@@ -178,13 +185,16 @@ class MoEMAE(nn.Module):
             lat, lon, time: metadata ``(B,)``; NaN/None = missing.
             mask_ratio: fraction of patches to hide (default :attr:`mask_ratio`; 0 = full reconstruction).
             ids_keep, ids_restore: a fixed masking ``(B, K)``, ``(B, L)`` instead of a random one.
+            generator: seeds the random masking (see :func:`random_masking`).
         """
         b = x.shape[0]
         if (ids_keep is None) != (ids_restore is None):
             raise ValueError("ids_keep and ids_restore must be given together")
         if ids_keep is None or ids_restore is None:
             ratio = self.mask_ratio if mask_ratio is None else mask_ratio
-            ids_keep, ids_restore, mask = random_masking(b, self.num_patches, ratio, x.device)
+            ids_keep, ids_restore, mask = random_masking(
+                b, self.num_patches, ratio, x.device, generator
+            )
         else:
             mask = torch.ones(b, self.num_patches, device=x.device)
             mask.scatter_(1, ids_keep, 0.0)

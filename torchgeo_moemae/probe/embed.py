@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..models import MoEMAEEncoder
+from ..utils import eval_mode
 
 __all__ = [
     "POOLS",
@@ -256,9 +257,7 @@ def extract_embeddings(
         aug = transform
     n = len(loader.dataset)  # type: ignore[arg-type]
     featurizer = _Featurizer(encoder, prenorm)
-    was_training = encoder.training
     param = next(encoder.parameters())
-    encoder.eval()
     if param.device != dev:
         encoder.to(dev)
     autocast = (
@@ -269,29 +268,29 @@ def extract_embeddings(
     stores: dict[str, np.ndarray] = {}
     labels: np.ndarray | None = None
     offset = 0
-    try:
-        bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
-        for batch in bar:
-            if aug is not None:
-                batch = aug(batch)
-            batch = _to_device(batch, dev)
-            with autocast:
-                feats = featurizer.tokens(batch)
-            b = feats.shape[0]
-            y = batch["label"].cpu().numpy()
-            if labels is None:
-                labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
-            labels[offset : offset + b] = y
-            for p in pool_list:
-                z = featurizer.pool(feats, p).float().cpu().numpy()
-                if p not in stores:
-                    stores[p] = _allocate(out_dir, split, p, n, z.shape[1])
-                stores[p][offset : offset + b] = z
-            offset += b
-    finally:
-        encoder.train(was_training)
-        if param.device != dev:
-            encoder.to(param.device)
+    with eval_mode(encoder):
+        try:
+            bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
+            for batch in bar:
+                if aug is not None:
+                    batch = aug(batch)
+                batch = _to_device(batch, dev)
+                with autocast:
+                    feats = featurizer.tokens(batch)
+                b = feats.shape[0]
+                y = batch["label"].cpu().numpy()
+                if labels is None:
+                    labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
+                labels[offset : offset + b] = y
+                for p in pool_list:
+                    z = featurizer.pool(feats, p).float().cpu().numpy()
+                    if p not in stores:
+                        stores[p] = _allocate(out_dir, split, p, n, z.shape[1])
+                    stores[p][offset : offset + b] = z
+                offset += b
+        finally:
+            if param.device != dev:
+                encoder.to(param.device)
     if offset != n or labels is None:
         raise RuntimeError(f"the {split} loader yielded {offset} samples, expected {n} (> 0)")
     dataset = loader.dataset

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from ..models import MoEMAE, random_masking
+from ..models import MoEMAE
+from ..utils import eval_mode
 
 __all__ = ["masked_reconstruction_loss"]
 
@@ -33,25 +34,18 @@ def masked_reconstruction_loss(
         seed: seed of the masking.
         transform: applied to each batch first (e.g. a datamodule's normalisation ``aug``).
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0.0
-    try:
+    with eval_mode(model):
         for batch in batches:
             batch = transform(batch) if transform is not None else batch
             x = batch["image"].to(device, torch.float32)
             meta = {k: batch[k].to(device) for k in ("lat", "lon", "time") if k in batch}
-            ids_keep, ids_restore, _ = random_masking(
-                x.shape[0], model.num_patches, mask_ratio, generator=gen
-            )
-            out = model(x, **meta, ids_keep=ids_keep.to(device), ids_restore=ids_restore.to(device))
+            out = model(x, **meta, mask_ratio=mask_ratio, generator=gen)
             masked = out.mask.sum().item()
             total += out.loss_masked.item() * masked
             count += masked
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("no batches to evaluate")
     return total / count

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.optim import AdamW
 from torchgeo.trainers import BaseTask
 
-from ..models import MAEOutput, MoEAux, MoEMAE, MoEMAEEncoder, load_checkpoint, random_masking
+from ..models import MAEOutput, MoEAux, MoEMAE, MoEMAEEncoder, load_checkpoint
 from ..models.metadata import METADATA_FIELDS
 from ..models.registry import MODEL_VARIANTS
 from .schedule import warmup_cosine_scheduler
@@ -211,10 +211,7 @@ class MoEMAEPretrainTask(BaseTask):
         """Validation loss with a fixed masking per batch index (comparable across epochs)."""
         x = batch["image"]
         gen = torch.Generator().manual_seed(batch_idx)
-        ids_keep, ids_restore, _ = random_masking(
-            x.shape[0], self.model.num_patches, self.hparams["mask_ratio"], generator=gen
-        )
-        out = self(batch, ids_keep=ids_keep.to(x.device), ids_restore=ids_restore.to(x.device))
+        out = self(batch, mask_ratio=self.hparams["mask_ratio"], generator=gen)
         loss = out.loss(self.hparams["alpha"], self.hparams["beta"])
         self._log_losses("val", out, loss, x.shape[0])
         if (
