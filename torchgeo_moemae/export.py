@@ -3,55 +3,75 @@
 The folder holds ``model.safetensors`` (the encoder's timm state dict) and ``config.json`` (timm's
 Hub layout: ``architecture``, ``pretrained_cfg``, ...), so::
 
-    timm.create_model("moemae_landsat", pretrained=True,
-                      pretrained_cfg_overlay=dict(file="out/model.safetensors"))
+    timm.create_model("moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file="out"))
 
-loads it, and ``huggingface_hub.upload_folder(repo_id=..., folder_path="out")`` publishes it
-(then ``timm.create_model("hf-hub:<repo_id>")``). With ``save_mae`` the whole MAE (encoder and
-decoder) is also written to ``mae.safetensors``, to continue pre-training from it
-(``MoEMAEPretrainTask(weights="out/mae.safetensors")`` or ``create_mae(size, "out/mae.safetensors")``);
-timm ignores that file.
+loads it (``file`` may also name ``out/model.safetensors``), and
+``huggingface_hub.upload_folder(repo_id=..., folder_path="out")`` publishes it (then
+``timm.create_model("hf-hub:<repo_id>")``). With ``save_mae`` the whole MAE (encoder and decoder) is
+also written to ``mae.safetensors``, to continue pre-training from it
+(``MoEMAEPretrainTask(weights="out/mae.safetensors")`` or ``create_mae(weights="out")``); timm
+ignores that file.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import timm
 import torch
 from safetensors.torch import save_file
 from timm.models import save_for_hf
 
-from .models import MoEMAE
+from .models import MoEMAE, create_mae, load_checkpoint
+from .models.factory import MAE_FILENAME
 
-if TYPE_CHECKING:
-    from .trainers import MoEMAEPretrainTask
-
-__all__ = ["configure_parser", "export_encoder", "run"]
-
-MAE_FILENAME = "mae.safetensors"
+__all__ = ["MAE_FILENAME", "export_encoder", "read_lightning_checkpoint"]
 
 
-def _load_mae(source: str | Path | MoEMAE | MoEMAEPretrainTask) -> tuple[MoEMAE, str]:
-    """The MAE and its timm architecture name from a Lightning checkpoint, a task or an MAE."""
-    from .trainers.pretrain import MoEMAEPretrainTask, timm_model_name
+def read_lightning_checkpoint(path: str | Path) -> MoEMAE:
+    """The MAE of a Lightning checkpoint of the pre-training task.
 
+    Reads the file directly (tensors and plain hyper-parameters only), so exporting needs neither
+    Lightning nor the task class.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt/unsafe pickles
+        raise ValueError(f"could not read Lightning checkpoint {path}: {err}") from err
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in checkpoint:
+        raise ValueError(
+            f"{path} is not a Lightning checkpoint of MoEMAEPretrainTask (no hyper_parameters.model "
+            "or state_dict)"
+        )
+    mae = create_mae(hparams["model"], mask_ratio=hparams.get("mask_ratio", 0.75))
+    state = {
+        k.removeprefix("model."): v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("model.")
+    }
+    load_checkpoint(mae, state)
+    return mae
+
+
+def _load_mae(source: Any) -> tuple[MoEMAE, str]:
+    """The MAE and its timm architecture from a Lightning checkpoint, a task or an MAE."""
     if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
-        source = MoEMAEPretrainTask.load_from_checkpoint(path, map_location="cpu")
-    if isinstance(source, MoEMAEPretrainTask):
-        return source.model, timm_model_name(source.hparams["model"])
+        source = read_lightning_checkpoint(source)
+    # a MoEMAEPretrainTask (duck-typed: this module must not import the trainers)
+    if isinstance(getattr(source, "model", None), MoEMAE) and hasattr(source, "hparams"):
+        source = source.model
     if isinstance(source, MoEMAE):
         cfg = getattr(source.encoder, "pretrained_cfg", None)
         name = cfg.get("architecture") if isinstance(cfg, dict) else None
         if not isinstance(name, str):
             raise ValueError(
-                "cannot tell the timm architecture of this MoEMAE: build its encoder with "
-                "timm.create_model('moemae_landsat*') or pass a MoEMAEPretrainTask/checkpoint"
+                "cannot tell the timm architecture of this MoEMAE: build it with "
+                "create_mae('S'|'XS'|'XXS') or pass a MoEMAEPretrainTask/checkpoint"
             )
         return source, name
     raise TypeError(
@@ -59,17 +79,14 @@ def _load_mae(source: str | Path | MoEMAE | MoEMAEPretrainTask) -> tuple[MoEMAE,
     )
 
 
-def export_encoder(
-    checkpoint: str | Path | MoEMAE | MoEMAEPretrainTask,
-    out_dir: str | Path,
-    save_mae: bool = True,
-) -> Path:
+@torch.no_grad()
+def export_encoder(checkpoint: Any, out_dir: str | Path, save_mae: bool = True) -> Path:
     """Write ``model.safetensors`` + ``config.json`` (+ ``mae.safetensors``) for timm and the Hub.
 
     Args:
         checkpoint: a Lightning checkpoint of :class:`~torchgeo_moemae.trainers.MoEMAEPretrainTask`
-            (``.ckpt``), the task itself, or a :class:`~torchgeo_moemae.models.MoEMAE` whose encoder
-            was built by ``timm.create_model``.
+            (``.ckpt``), the task itself, or a :class:`~torchgeo_moemae.models.MoEMAE` built by
+            :func:`~torchgeo_moemae.models.create_mae`.
         out_dir: output folder (created; existing files of the same names are replaced).
         save_mae: also write the full MAE state dict to ``mae.safetensors``.
 
@@ -87,40 +104,3 @@ def export_encoder(
         state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
         save_file(state, out / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"})
     return out
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``moemae export``."""
-    parser.add_argument(
-        "checkpoint", type=Path, help="Lightning checkpoint (.ckpt) of the pre-training task"
-    )
-    parser.add_argument("out_dir", type=Path, help="output folder (model.safetensors, config.json)")
-    parser.add_argument(
-        "--no-mae",
-        dest="save_mae",
-        action="store_false",
-        help=f"do not write the full encoder+decoder weights ({MAE_FILENAME})",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """``moemae export CHECKPOINT OUT_DIR``: print the written folder and how to load it."""
-    with torch.no_grad():
-        out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
-    arch = timm_name_of(out)
-    print(f"exported {args.checkpoint} -> {out}")
-    for name in sorted(p.name for p in out.iterdir()):
-        print(f"  {out / name}")
-    print(
-        f'load: timm.create_model("{arch}", pretrained=True, '
-        f'pretrained_cfg_overlay=dict(file="{out / "model.safetensors"}"))'
-    )
-    print(f'publish: huggingface_hub.upload_folder(repo_id="<user>/<repo>", folder_path="{out}")')
-    return 0
-
-
-def timm_name_of(out_dir: str | Path) -> str:
-    """The ``architecture`` recorded in an exported folder's ``config.json``."""
-    import json
-
-    return str(json.loads((Path(out_dir) / "config.json").read_text())["architecture"])

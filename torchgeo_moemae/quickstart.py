@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DEFAULT_CONFIG", "configure_parser", "run", "run_quickstart"]
+__all__ = ["DEFAULT_CONFIG", "format_summary", "run_quickstart"]
 
 #: The packaged quickstart config (identical to ``examples/quickstart.yaml``).
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
@@ -48,13 +47,13 @@ def _probe(
     """Load an exported encoder the way users do (timm) and linear-probe it (sklearn, the paper's)."""
     import timm
 
-    from .export import timm_name_of
+    from .models import export_architecture
     from .probe import linear_probe
 
     encoder = timm.create_model(
-        timm_name_of(encoder_dir),
+        str(export_architecture(encoder_dir)),
         pretrained=True,
-        pretrained_cfg_overlay=dict(file=str(encoder_dir / "model.safetensors")),
+        pretrained_cfg_overlay=dict(file=str(encoder_dir)),
     )
     return linear_probe(
         encoder,
@@ -148,8 +147,8 @@ def run_quickstart(
     size = task.hparams["model"]
     mask_ratio = task.hparams["mask_ratio"]
     maes = {
-        "pretrained": create_mae(size, encoder_dir / "mae.safetensors", mask_ratio=mask_ratio),
-        "random_init": create_mae(size, init_dir / "mae.safetensors", mask_ratio=mask_ratio),
+        "pretrained": create_mae(size, encoder_dir, mask_ratio=mask_ratio),
+        "random_init": create_mae(size, init_dir, mask_ratio=mask_ratio),
     }
     recon = {
         name: masked_reconstruction_loss(mae, test_batches, mask_ratio, seed, datamodule.aug)
@@ -210,60 +209,3 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines += [f"{k:<{pwidth}}  {v}" for k, v in paths.items()]
     lines.append(f"\ntotal time: {summary['seconds']['total']:.0f} s")
     return "\n".join(lines)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``moemae quickstart``."""
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("moemae_quickstart"),
-        help="output folder (default: %(default)s)",
-    )
-    parser.add_argument("--max-epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument(
-        "--num-patches", type=int, default=300, help="synthetic patches (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        help="pre-training config (LightningCLI YAML)",
-    )
-    parser.add_argument(
-        "--pool",
-        choices=("cls", "avg", "all"),
-        default="cls",
-        help="probe embedding (default: cls)",
-    )
-    parser.add_argument(
-        "--post-norm",
-        dest="prenorm",
-        action="store_false",
-        help="probe tokens after the final LayerNorm (default: before it, as the paper's code)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (0: torch default; default: 1)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """``moemae quickstart``: run and print the summary."""
-    import torch
-
-    # The quickstart model is tiny: one intra-op thread loses little, while two OpenMP threads on a
-    # busy 2-core machine were measured 10x slower (spin-waiting). --threads 0 keeps torch's default.
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    summary = run_quickstart(
-        args.out,
-        args.config,
-        args.max_epochs,
-        args.num_patches,
-        args.pool,
-        args.seed,
-        args.prenorm,
-    )
-    print("\n" + format_summary(summary))
-    return 0

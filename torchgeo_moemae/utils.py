@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from torch import nn
 
-__all__ = ["eval_mode"]
+__all__ = ["METADATA_KEYS", "batch_metadata", "eval_mode"]
+
+#: Batch keys of the metadata the encoder takes as keywords (degrees, degrees, POSIX seconds UTC).
+METADATA_KEYS: tuple[str, str, str] = ("lat", "lon", "time")
+
+
+def batch_metadata(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``lat``/``lon``/``time`` entries a batch has, as keywords for the encoder."""
+    return {k: batch[k] for k in METADATA_KEYS if k in batch}
 
 
 @contextmanager

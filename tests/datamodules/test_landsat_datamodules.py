@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule, EuroSATLSDataModule
-from torchgeo_moemae.datasets.stats import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from torchgeo_moemae.bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 
 META = ("lat", "lon", "time")
 

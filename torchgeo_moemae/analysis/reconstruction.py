@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..datasets.stats import RGB_INDICES
+from ..bands import RGB_INDICES
 from ..models import MoEMAE, patchify, unpatchify
 from ..utils import eval_mode
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..datasets.bigearthnet_ls import BigEarthNetLS
-from ..datasets.stats import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..datasets.utils import OnError
 from .base import LandsatBenchDataModule
 

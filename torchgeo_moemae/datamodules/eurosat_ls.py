@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from ..bands import EUROSAT_LS_MEAN, EUROSAT_LS_STD
 from ..datasets.eurosat_ls import EuroSATLS
-from ..datasets.stats import EUROSAT_LS_MEAN, EUROSAT_LS_STD
 from ..datasets.utils import OnError
 from .base import LandsatBenchDataModule
 

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .stats import RGB_INDICES
+from ..bands import RGB_INDICES
 
 
 def rgb_image(image: Tensor) -> np.ndarray:

@@ -1,15 +1,23 @@
 """MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``."""
 
 from .encoder import EncoderOutput, MoEMAEEncoder
+from .factory import (
+    create_encoder,
+    create_mae,
+    export_architecture,
+    get_model,
+    load_checkpoint,
+    read_checkpoint,
+    timm_name,
+)
 from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
 from .metadata import METADATA_FIELDS, encode_metadata, iso_week_and_utc_hour
 from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
-from .registry import HF_HUB_ID, MODEL_SIZES, create_mae, load_checkpoint, read_checkpoint
+from .registry import HF_HUB_ID, MODEL_SIZES, MODEL_VARIANTS
 from .weights import (
     MoEMAELandsat_Weights,
     MoEMAELandsatXS_Weights,
     MoEMAELandsatXXS_Weights,
-    get_model,
     get_model_weights,
     get_weight,
     list_models,
@@ -19,6 +27,7 @@ __all__ = [
     "HF_HUB_ID",
     "METADATA_FIELDS",
     "MODEL_SIZES",
+    "MODEL_VARIANTS",
     "EncoderOutput",
     "MAEOutput",
     "MoEAux",
@@ -29,8 +38,10 @@ __all__ = [
     "MoEMAELandsat_Weights",
     "NoisyTopKGate",
     "SwiGLUMoE",
+    "create_encoder",
     "create_mae",
     "encode_metadata",
+    "export_architecture",
     "get_model",
     "get_model_weights",
     "get_weight",
@@ -40,5 +51,6 @@ __all__ = [
     "patchify",
     "random_masking",
     "read_checkpoint",
+    "timm_name",
     "unpatchify",
 ]

@@ -1,11 +1,14 @@
-"""timm registration of the MoE-MAE encoders and checkpoint loading helpers."""
+"""timm registration of the MoE-MAE encoders: sizes, pretrained cfgs, the ``moemae_landsat*`` names.
+
+Building models and loading checkpoints for users lives in :mod:`torchgeo_moemae.models.factory`;
+this module only holds what timm's registry needs (and the one size <-> name map).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
 from huggingface_hub.errors import EntryNotFoundError
 from timm.models import (
     build_model_with_cfg,
@@ -13,27 +16,28 @@ from timm.models import (
     register_model,
     resolve_pretrained_cfg,
 )
-from timm.models._builder import _resolve_pretrained_source
-from torch import nn
 
-from ..datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
-from .mae import MoEMAE
 
 __all__ = [
+    "EXPORT_WEIGHTS_FILENAME",
     "HF_HUB_FILENAME",
     "HF_HUB_ID",
     "MODEL_SIZES",
-    "create_mae",
-    "load_checkpoint",
-    "read_checkpoint",
+    "MODEL_VARIANTS",
+    "PretrainedWeightsError",
+    "how_to_load",
+    "hub_hint",
 ]
 
 #: The authors' Hugging Face model repository.
 HF_HUB_ID = "albughdadim/lightweight-metadata-aware-mixture-of-experts-mae-landsat"
 #: Name of the authors' S checkpoint (timm also tries the ``.safetensors`` alternative first).
 HF_HUB_FILENAME = "pretrained_S_best.pth"
+#: Encoder weights file of a folder written by ``moemae export`` (timm's Hub layout).
+EXPORT_WEIGHTS_FILENAME = "model.safetensors"
 
 #: Encoder hyper-parameters of the authors' sizes.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
@@ -47,7 +51,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         embed_dim=108, depth=9, hidden_first=81, hidden_last=27, num_heads=6, num_kv_groups=3
     ),
 }
-#: timm model name -> size.
+#: timm model name -> size: the package's one size <-> name map.
 MODEL_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_landsat_xxs": "XXS"}
 
 
@@ -77,40 +81,71 @@ default_cfgs = generate_default_cfgs(
 )
 
 
-def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
-    cfg = resolve_pretrained_cfg(
-        variant,
-        pretrained_cfg=kwargs.get("pretrained_cfg"),
-        pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights cannot be found or read; the message says how to load them instead."""
+
+
+def how_to_load(name: str) -> str:
+    """The instructions every "could not load pretrained weights" error ends with."""
+    return (
+        f"Pass a local file: timm.create_model({name!r}, pretrained=True, "
+        "pretrained_cfg_overlay=dict(file='/path/to/pretrained_S_best.pth, model.safetensors or "
+        "an export folder')) (the authors' .pth training checkpoint, their state dict, or a folder "
+        "written by `moemae export`)"
     )
-    return _resolve_pretrained_source(cfg.to_dict())
+
+
+def hub_hint() -> str:
+    """How to get the authors' weights when the Hub cannot be reached."""
+    return (
+        " or allow the download (unset HF_HUB_OFFLINE) / pre-fill the cache with "
+        f"`hf download {HF_HUB_ID}`"
+    )
+
+
+def _pretrained_location(cfg: dict[str, Any]) -> tuple[str, str]:
+    """Where timm reads the weights of ``cfg`` from: ``(kind, location)``, ``("", "")`` if none.
+
+    The same order as timm's builder: an explicit source, then a state dict, a file, the Hub, a URL.
+    """
+    source = cfg.get("source") or ""
+    if source == "hf-hub":
+        return source, str(cfg.get("hf_hub_id"))
+    if source == "local-dir":
+        return source, str(cfg.get("file"))
+    for kind, key in (("state_dict", "state_dict"), ("file", "file"), ("hf-hub", "hf_hub_id")):
+        if cfg.get(key):
+            return kind, "state dict" if kind == "state_dict" else str(cfg[key])
+    return ("url", str(cfg["url"])) if cfg.get("url") else ("", "")
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
-    model_args = {**MODEL_SIZES[MODEL_VARIANTS[variant.split(".")[0]]], **kwargs}
+    name = variant.split(".")[0]
+    model_args = {**MODEL_SIZES[MODEL_VARIANTS[name]], **kwargs}
     if not pretrained:
         return build_model_with_cfg(MoEMAEEncoder, variant, False, **model_args)
-    load_from, location = _pretrained_source(variant, kwargs)
-    how = (
-        f"Pass a local file: timm.create_model({variant.split('.')[0]!r}, pretrained=True, "
-        "pretrained_cfg_overlay=dict(file='/path/to/pretrained_S_best.pth or model.safetensors')) "
-        "(the authors' .pth training checkpoint, their state dict, or a folder exported by `moemae export`)"
-    )
+    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
+    cfg = resolve_pretrained_cfg(
+        variant, pretrained_cfg=kwargs.get("pretrained_cfg"), pretrained_cfg_overlay=overlay
+    ).to_dict()
+    load_from, location = _pretrained_location(cfg)
     if not load_from:
-        raise RuntimeError(f"No published weights exist for {variant!r}. {how}.")
+        raise PretrainedWeightsError(
+            f"No published weights exist for {variant!r}. {how_to_load(name)}."
+        )
+    if load_from == "file" and Path(location).is_dir():
+        # a folder written by `moemae export`: its encoder weights file
+        overlay["file"] = str(Path(location) / EXPORT_WEIGHTS_FILENAME)
+        model_args["pretrained_cfg_overlay"] = overlay
     try:
         return build_model_with_cfg(
             MoEMAEEncoder, variant, True, pretrained_filter_fn=checkpoint_filter_fn, **model_args
         )
     except (OSError, EntryNotFoundError) as err:
-        hint = (
-            " or allow the download (unset HF_HUB_OFFLINE) / pre-fill the cache with "
-            f"`hf download {HF_HUB_ID}`"
-            if load_from == "hf-hub"
-            else ""
-        )
-        raise RuntimeError(
-            f"Could not load pretrained weights for {variant!r} from {location}: {err}. {how}{hint}."
+        hint = hub_hint() if load_from == "hf-hub" else ""
+        raise PretrainedWeightsError(
+            f"Could not load pretrained weights for {variant!r} from {location}: {err}. "
+            f"{how_to_load(name)}{hint}."
         ) from err
 
 
@@ -130,67 +165,3 @@ def moemae_landsat_xs(pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
 def moemae_landsat_xxs(pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
     """MoE-MAE encoder XXS (0.66M parameters); no published weights."""
     return _create_encoder("moemae_landsat_xxs", pretrained, **kwargs)
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a ``.safetensors`` file, a folder holding ``model.safetensors``, or a torch checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return dict(load_file(path))
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt/unsafe pickles
-        raise ValueError(f"could not read checkpoint {path}: {err}") from err
-
-
-def load_checkpoint(
-    model: nn.Module, checkpoint: str | Path | dict[str, Any], strict: bool = True
-) -> nn.Module:
-    """Load any known checkpoint layout into a :class:`MoEMAEEncoder` or :class:`MoEMAE`.
-
-    Raises:
-        ValueError: naming the missing, unexpected and mis-shaped keys if the checkpoint does not match.
-    """
-    source = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
-    state_dict = checkpoint_filter_fn(source, model)
-    own = model.state_dict()
-    shapes = [
-        f"{k}: {tuple(v.shape)} != {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    if shapes or (strict and (missing or unexpected)):
-        name = checkpoint if not isinstance(checkpoint, dict) else "state dict"
-        raise ValueError(
-            f"checkpoint {name} does not match {type(model).__name__}: "
-            f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, "
-            f"shape mismatches {shapes[:5]} (wrong model size?)"
-        )
-    model.load_state_dict(state_dict, strict=strict)
-    return model
-
-
-def create_mae(
-    size: str = "S", checkpoint: str | Path | dict[str, Any] | None = None, **kwargs: Any
-) -> MoEMAE:
-    """Build the full MoE-MAE (encoder + decoder) of a size, optionally from a checkpoint.
-
-    Args:
-        size: ``"S"``, ``"XS"`` or ``"XXS"``.
-        checkpoint: path or state dict (the authors' ``.pth`` or one of ours) holding decoder weights too.
-        **kwargs: forwarded to :class:`MoEMAE` (``mask_ratio``, decoder settings).
-    """
-    if size not in MODEL_SIZES:
-        raise ValueError(f"size must be one of {sorted(MODEL_SIZES)}, got {size!r}")
-    model = MoEMAE(MoEMAEEncoder(**MODEL_SIZES[size]), **kwargs)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint)
-    return model

@@ -1,39 +1,56 @@
-"""TorchGeo-style pre-trained weights and model/weights lookup for this package.
+"""TorchGeo-style pre-trained weights entries and their lookup.
 
-Mirrors :mod:`torchgeo.models.api`: :func:`get_model`, :func:`get_model_weights`, :func:`get_weight`,
-:func:`list_models`. Models are the timm-registered encoders; weights load through the same converter
-as timm's ``pretrained=True``.
+Mirrors :mod:`torchgeo.models.api`: :func:`get_model_weights`, :func:`get_weight`, :func:`list_models`
+(:func:`~torchgeo_moemae.models.get_model` lives in :mod:`torchgeo_moemae.models.factory`). The
+entries' ``transforms`` is a torch-only :class:`Normalize`, so importing this module stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import kornia.augmentation as K
-import timm
 import torch
+from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
-from ..datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
-from .encoder import MoEMAEEncoder
-from .registry import HF_HUB_FILENAME, HF_HUB_ID, load_checkpoint
+from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from .registry import HF_HUB_FILENAME, HF_HUB_ID
 
 __all__ = [
     "MoEMAELandsatXS_Weights",
     "MoEMAELandsatXXS_Weights",
     "MoEMAELandsat_Weights",
-    "get_model",
+    "Normalize",
     "get_model_weights",
     "get_weight",
     "list_models",
 ]
 
+
+class Normalize(nn.Module):
+    """Per-band z-score ``(x - mean) / std`` of a ``(..., C, H, W)`` image.
+
+    Given a sample or batch dict, normalises its ``"image"`` and passes the other keys through.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor | dict[str, Any]) -> Tensor | dict[str, Any]:
+        """Normalised image, or the dict with its ``"image"`` normalised."""
+        if isinstance(x, dict):
+            return {**x, "image": self(x["image"])}
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
 # Inputs are Landsat 8/9 C2 L2 surface-reflectance DN (SR_B1..SR_B7), 40x40 px.
-_transforms = K.Normalize(
-    mean=torch.tensor(BIGEARTHNET_LS_MEAN), std=torch.tensor(BIGEARTHNET_LS_STD)
-)
+_transforms = Normalize(BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD)
 
 
 class MoEMAELandsat_Weights(WeightsEnum):
@@ -50,6 +67,7 @@ class MoEMAELandsat_Weights(WeightsEnum):
             "publication": "Lightweight Metadata-Aware Mixture-of-Experts Masked Autoencoder for Earth Observation",
             "repo": "https://github.com/AlbughdadiM/geo-moe-mae",
             "hf_hub_id": HF_HUB_ID,
+            "hf_hub_filename": HF_HUB_FILENAME,
             "ssl_method": "moe-mae",
             "bands": BANDS,
         },
@@ -91,27 +109,3 @@ def get_weight(name: str) -> WeightsEnum:
             if name == str(weight):
                 return weight
     raise ValueError(f"{name!r} is not a valid weights name of torchgeo_moemae")
-
-
-def get_model(
-    name: str, weights: WeightsEnum | str | Path | None = None, **kwargs: Any
-) -> MoEMAEEncoder:
-    """Instantiate an encoder, optionally with weights.
-
-    Args:
-        name: one of :func:`list_models`.
-        weights: a weights entry (downloaded via ``torch.hub``), its full name, or a local checkpoint
-            path (the authors' ``.pth``, a ``.safetensors`` file or an exported folder).
-        **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``).
-    """
-    get_model_weights(name)  # validates the name
-    model = timm.create_model(name, **kwargs)
-    assert isinstance(model, MoEMAEEncoder)
-    if isinstance(weights, str) and not Path(weights).exists():
-        weights = get_weight(weights)
-    if isinstance(weights, WeightsEnum):
-        state_dict = weights.get_state_dict(progress=True)
-        load_checkpoint(model, state_dict, strict=model.num_classes == 0)
-    elif weights is not None:
-        load_checkpoint(model, weights, strict=model.num_classes == 0)
-    return model

@@ -1,7 +1,8 @@
 """Linear probing of frozen encoders: embedding extraction, scikit-learn and torch probes, metrics."""
 
 from .api import fit_predict, linear_probe, probe_embeddings
-from .embed import POOLS, Embeddings, embedding_dir, extract_embeddings, load_embeddings
+from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
+from .featurizer import POOLS, Featurizer
 from .metrics import compute_metrics, format_metrics_table, make_metric_collection, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import TorchLinearProbe, fit_torch_probe, torch_predict_proba
@@ -9,6 +10,7 @@ from .torch_probe import TorchLinearProbe, fit_torch_probe, torch_predict_proba
 __all__ = [
     "POOLS",
     "Embeddings",
+    "Featurizer",
     "TorchLinearProbe",
     "compute_metrics",
     "embedding_dir",

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .embed import Embeddings, extract_embeddings
-from .metrics import compute_metrics, format_metrics_table, save_metrics
+from .metrics import compute_metrics, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import fit_torch_probe, torch_predict_proba
 
@@ -70,7 +70,7 @@ def linear_probe(
     batch_size: int | None = None,
     num_workers: int | None = None,
     device: str | torch.device | None = None,
-    prenorm: bool = False,
+    prenorm: bool | None = None,
     progress: bool = False,
     seed: int = 0,
     **probe_kwargs: Any,
@@ -92,7 +92,8 @@ def linear_probe(
             written there; else everything stays in memory.
         train_split, eval_split: splits to fit on and to evaluate on.
         batch_size, num_workers, device: extraction settings.
-        prenorm: tokens before the final LayerNorm (the authors' choice).
+        prenorm: tokens before the final LayerNorm; None (default): the paper's protocol (see
+            :class:`~torchgeo_moemae.probe.Featurizer`).
         progress: progress bars.
         seed: probe seed.
         **probe_kwargs: forwarded to :func:`fit_sklearn_probe` or :func:`fit_torch_probe`.
@@ -126,6 +127,5 @@ def linear_probe(
             "eval_split": eval_split,
             "metrics": metrics,
         }
-        save_metrics(results, Path(out_dir) / "metrics.json")
-        (Path(out_dir) / "metrics.md").write_text(format_metrics_table({pool: metrics}) + "\n")
+        save_metrics(results, Path(out_dir) / "metrics.json", {pool: metrics})
     return metrics

@@ -1,41 +1,30 @@
 """Frozen-encoder embeddings, extracted in eval mode and written to disk chunk by chunk.
 
-Pools (paper, Section 5 of the spec), all taken from the encoder output AFTER the final LayerNorm
-(``forward_features``; the authors' code used the tokens before it: pass ``prenorm=True``):
-
-* ``"cls"``: the CLS token (index :attr:`MoEMAEEncoder.cls_index` = 4), ``C`` features;
-* ``"avg"``: the mean of all ``5 + L`` tokens (metadata, CLS and patches), ``C`` features;
-* ``"all"``: all tokens flattened, ``(5 + L) * C`` features (15,120 for the S model).
-
-For other timm models (e.g. ``resnet18`` or ``vit_small_patch16_224`` with ``in_chans=7``) the
-images are resized to the model's input size when it has a fixed one, metadata is not passed, and
-``"cls"`` is the model's own pre-logits pooling (``forward_head(pre_logits=True)``), ``"avg"`` the
-mean over tokens / pixels and ``"all"`` the flattened feature map.
+Features come from :class:`~torchgeo_moemae.probe.featurizer.Featurizer` (default: the paper's
+protocol, tokens before the final LayerNorm; pools ``"cls"``, ``"avg"``, ``"all"``).
 
 Storage: one directory per (split, pool) holding ``features.npy`` (an ``np.lib.format.open_memmap``
 of shape ``(N, D)`` float32 filled batch by batch, so BigEarthNet-L's 16 GB all-token features never
-sit in memory), ``labels.npy`` and ``manifest.json``. :func:`load_embeddings` memory-maps them back;
-:meth:`Embeddings.iter_blocks` streams row blocks.
+sit in memory), ``labels.npy`` and ``manifest.json``. :func:`load_embeddings` memory-maps them back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..models import MoEMAEEncoder
 from ..utils import eval_mode
+from .featurizer import POOLS, Featurizer, check_pool
 
 __all__ = [
     "POOLS",
@@ -45,10 +34,6 @@ __all__ = [
     "load_embeddings",
     "split_loader",
 ]
-
-Pool = Literal["cls", "avg", "all"]
-POOLS: tuple[str, ...] = ("cls", "avg", "all")
-METADATA_KEYS = ("lat", "lon", "time")
 
 
 @dataclass
@@ -74,12 +59,6 @@ class Embeddings:
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
-
-    def iter_blocks(self, block_rows: int = 8192) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(start, features[start:stop], labels[start:stop])`` row blocks (read lazily)."""
-        for start in range(0, len(self), block_rows):
-            stop = min(start + block_rows, len(self))
-            yield start, np.asarray(self.features[start:stop]), np.asarray(self.labels[start:stop])
 
 
 def embedding_dir(out_dir: str | Path, split: str, pool: str) -> Path:
@@ -143,60 +122,6 @@ def split_loader(
     return loader, getattr(data, "aug", None)
 
 
-def _target_size(encoder: nn.Module) -> tuple[int, int] | None:
-    """Fixed input size of a timm model (None if it accepts any size)."""
-    if isinstance(encoder, MoEMAEEncoder):
-        return encoder.img_size
-    patch_embed = getattr(encoder, "patch_embed", None)
-    if patch_embed is not None and getattr(patch_embed, "strict_img_size", True):
-        size = getattr(patch_embed, "img_size", None)
-        if size is not None and not getattr(patch_embed, "dynamic_img_size", False):
-            return (int(size[0]), int(size[1]))
-    return None
-
-
-class _Featurizer:
-    """Runs an encoder and pools its output (see the module docstring)."""
-
-    def __init__(self, encoder: nn.Module, prenorm: bool = False) -> None:
-        self.encoder: Any = encoder
-        self.ours = isinstance(encoder, MoEMAEEncoder)
-        self.prenorm = prenorm
-        self.size = _target_size(encoder)
-        if prenorm and not self.ours:
-            raise ValueError("prenorm=True is only supported for MoEMAEEncoder")
-
-    def tokens(self, batch: dict[str, Tensor]) -> Tensor:
-        x = batch["image"]
-        if self.size is not None and tuple(x.shape[-2:]) != tuple(self.size):
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        if not self.ours:
-            return self.encoder.forward_features(x)
-        meta = {k: batch[k] for k in METADATA_KEYS if k in batch}
-        if not self.prenorm:
-            return self.encoder.forward_features(x, **meta)
-        captured: list[Tensor] = []
-        handle = self.encoder.norm.register_forward_hook(
-            lambda _m, args, _out: captured.append(args[0])
-        )
-        try:
-            self.encoder.forward_features(x, **meta)
-        finally:
-            handle.remove()
-        return captured[0]
-
-    def pool(self, feats: Tensor, pool: str) -> Tensor:
-        if pool == "all":
-            return feats.flatten(1)
-        if pool == "avg":
-            return feats.mean(dim=1) if feats.ndim == 3 else feats.flatten(2).mean(-1)
-        if pool == "cls":
-            if self.ours:
-                return feats[:, self.encoder.cls_index]
-            return self.encoder.forward_head(feats, pre_logits=True)
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-
-
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {
         k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
@@ -214,7 +139,7 @@ def extract_embeddings(
     num_workers: int | None = None,
     device: str | torch.device | None = None,
     amp: bool = True,
-    prenorm: bool = False,
+    prenorm: bool | None = None,
     transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
     progress: bool = True,
     manifest: dict[str, Any] | None = None,
@@ -235,7 +160,8 @@ def extract_embeddings(
         batch_size, num_workers: loader settings (default: the datamodule's).
         device: default CUDA if available, else CPU.
         amp: bfloat16 autocast on CUDA.
-        prenorm: tokens before the final LayerNorm (the authors' choice; ours only).
+        prenorm: tokens before the final LayerNorm; None (default): the paper's protocol (pre-norm
+            for our encoder, ``forward_features`` for other timm models); see :class:`Featurizer`.
         transform: batch normalisation overriding the datamodule's ``aug``.
         progress: show a progress bar.
         manifest: extra fields for ``manifest.json`` (e.g. model name, weights, dataset).
@@ -245,8 +171,7 @@ def extract_embeddings(
     """
     pool_list = [p.strip() for p in pools.split(",")] if isinstance(pools, str) else list(pools)
     for p in pool_list:
-        if p not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {p!r}")
+        check_pool(p)
     dev = (
         torch.device(device)
         if device is not None
@@ -256,7 +181,7 @@ def extract_embeddings(
     if transform is not None:
         aug = transform
     n = len(loader.dataset)  # type: ignore[arg-type]
-    featurizer = _Featurizer(encoder, prenorm)
+    featurizer = Featurizer(encoder, prenorm)
     param = next(encoder.parameters())
     if param.device != dev:
         encoder.to(dev)
@@ -307,7 +232,7 @@ def extract_embeddings(
         "num_classes": int(num_classes),
         "task": "multilabel" if labels.ndim == 2 else "multiclass",
         "dtype": "float32",
-        "prenorm": prenorm,
+        "prenorm": featurizer.prenorm,
         "normalised_with": type(aug).__name__ if aug is not None else None,
         **(manifest or {}),
     }

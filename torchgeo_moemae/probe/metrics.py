@@ -145,9 +145,21 @@ def format_metrics_table(
     return "\n".join([head, rule, *rows])
 
 
-def save_metrics(results: Mapping[str, object], path: str | Path) -> Path:
-    """Write ``results`` as indented JSON (parents created)."""
+def save_metrics(
+    payload: Mapping[str, object],
+    path: str | Path,
+    results: Mapping[str, Mapping[str, float]] | None = None,
+    percent: bool = False,
+) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` (parents created) and, given ``results``
+    (``{run name: metrics}``), their :func:`format_metrics_table` next to it (``.md``).
+
+    The one writer of ``metrics.json``/``metrics.md`` (:func:`~torchgeo_moemae.probe.linear_probe`
+    and ``moemae probe``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    if results is not None:
+        path.with_suffix(".md").write_text(format_metrics_table(results, percent) + "\n")
     return path

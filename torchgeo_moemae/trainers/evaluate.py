@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..models import MoEMAE
-from ..utils import eval_mode
+from ..utils import batch_metadata, eval_mode
 
 __all__ = ["masked_reconstruction_loss"]
 
@@ -41,7 +41,7 @@ def masked_reconstruction_loss(
         for batch in batches:
             batch = transform(batch) if transform is not None else batch
             x = batch["image"].to(device, torch.float32)
-            meta = {k: batch[k].to(device) for k in ("lat", "lon", "time") if k in batch}
+            meta = {k: v.to(device) for k, v in batch_metadata(batch).items()}
             out = model(x, **meta, mask_ratio=mask_ratio, generator=gen)
             masked = out.mask.sum().item()
             total += out.loss_masked.item() * masked

@@ -9,13 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
 
-from ..models import MoEMAEEncoder
-from ..probe.encoders import build_encoder
+from ..models import create_encoder
+from ..probe.featurizer import Featurizer, Pool, check_pool
 from ..probe.metrics import make_metric_collection
 
 __all__ = ["LinearProbeTask"]
-
-Pool = Literal["cls", "avg", "all"]
 
 
 class LinearProbeTask(BaseTask):
@@ -23,9 +21,10 @@ class LinearProbeTask(BaseTask):
 
     The encoder has ``requires_grad=False`` and stays in eval mode even while the task trains
     (deterministic MoE routing, no dropout), runs without autograd, and is excluded from the
-    optimiser; only the head learns. Embeddings as in :mod:`torchgeo_moemae.probe.embed`
-    (after the final LayerNorm): ``"cls"`` (CLS token), ``"avg"`` (mean of all tokens), ``"all"``
-    (all tokens flattened). ``lat``/``lon``/``time`` batch keys are passed to our encoder.
+    optimiser; only the head learns. Embeddings from :class:`~torchgeo_moemae.probe.Featurizer`
+    (default: the paper's protocol, tokens before the final LayerNorm): ``"cls"`` (CLS token),
+    ``"avg"`` (mean of all tokens), ``"all"`` (all tokens flattened). ``lat``/``lon``/``time`` batch
+    keys are passed to our encoder.
 
     Loss: BCE-with-logits (``multilabel``, multi-hot targets) or cross-entropy (``multiclass``),
     plus optional L2 on the head weights (``l2``; the paper's sklearn C=1 corresponds to
@@ -39,9 +38,10 @@ class LinearProbeTask(BaseTask):
 
     def __init__(
         self,
-        model: str = "moemae_landsat",
+        model: str | None = None,
         weights: str | None = None,
         pool: Pool = "cls",
+        prenorm: bool | None = None,
         num_classes: int = 19,
         task: Literal["multilabel", "multiclass"] = "multilabel",
         lr: float = 1e-3,
@@ -51,18 +51,21 @@ class LinearProbeTask(BaseTask):
         """Initialize a new LinearProbeTask.
 
         Args:
-            model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or any timm model name.
-            weights: encoder weights (exported folder, ``.safetensors`` or the authors' ``.pth``);
-                None = random initialisation (a baseline). Not saved in the hyper-parameters.
+            model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or any timm model name; None:
+                the architecture an exported ``weights`` folder records, else ``moemae_landsat``.
+            weights: encoder weights (exported folder, ``.safetensors``, the authors' ``.pth`` or a
+                weights name); None = random initialisation (a baseline). Not saved in the
+                hyper-parameters.
             pool: embedding fed to the head.
+            prenorm: tokens before the final LayerNorm; None (default): the paper's protocol (see
+                :class:`~torchgeo_moemae.probe.Featurizer`).
             num_classes: outputs (19 for BigEarthNet-L, 10 for EuroSAT-L).
             task: ``"multilabel"`` or ``"multiclass"``.
             lr: AdamW learning rate of the head.
             patience: ReduceLROnPlateau patience (epochs).
             l2: L2 penalty ``l2 / 2 * ||W||^2`` added to the mean loss.
         """
-        if pool not in ("cls", "avg", "all"):
-            raise ValueError(f"pool must be 'cls', 'avg' or 'all', got {pool!r}")
+        check_pool(pool)
         if task not in ("multilabel", "multiclass"):
             raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
@@ -71,20 +74,13 @@ class LinearProbeTask(BaseTask):
     # ------------------------------------------------------------------ setup
     def configure_models(self) -> None:
         """Frozen encoder + linear head sized from a dummy forward pass."""
-        self.encoder = build_encoder(self.hparams["model"], self.weights)
+        self.encoder = create_encoder(self.hparams["model"], self.weights)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
-        with torch.no_grad():
-            dim = self._embed(self._dummy_batch()).shape[1]
+        self.featurizer = Featurizer(self.encoder, self.hparams["prenorm"])
+        # the featurizer resizes to fixed-size models' input, so a 40x40 Landsat patch fits all
+        dim = self._embed({"image": torch.zeros(1, 7, 40, 40)}).shape[1]
         self.head = nn.Linear(dim, self.hparams["num_classes"])
-
-    def _dummy_batch(self) -> dict[str, Tensor]:
-        if isinstance(self.encoder, MoEMAEEncoder):
-            h, w = self.encoder.img_size
-        else:
-            size = getattr(self.encoder, "pretrained_cfg", {}).get("input_size", (7, 40, 40))
-            h, w = size[-2:]
-        return {"image": torch.zeros(1, 7, h, w)}
 
     def configure_metrics(self) -> None:
         """The paper's metrics per stage (torchmetrics collections)."""
@@ -113,23 +109,7 @@ class LinearProbeTask(BaseTask):
     # ------------------------------------------------------------------ forward
     @torch.no_grad()
     def _embed(self, batch: dict[str, Tensor]) -> Tensor:
-        x = batch["image"]
-        pool = self.hparams["pool"]
-        if isinstance(self.encoder, MoEMAEEncoder):
-            meta = {k: batch[k] for k in ("lat", "lon", "time") if k in batch}
-            tokens = self.encoder.forward_features(x, **meta)
-            if pool == "cls":
-                return tokens[:, self.encoder.cls_index].float()
-        else:
-            size = getattr(self.encoder, "pretrained_cfg", {}).get("input_size")
-            if size is not None and tuple(x.shape[-2:]) != tuple(size[-2:]):
-                x = F.interpolate(x, size=tuple(size[-2:]), mode="bilinear", align_corners=False)
-            tokens = self.encoder.forward_features(x)
-            if pool == "cls":
-                return self.encoder.forward_head(tokens, pre_logits=True).float()
-        if pool == "avg":
-            return (tokens.mean(1) if tokens.ndim == 3 else tokens.flatten(2).mean(-1)).float()
-        return tokens.flatten(1).float()
+        return self.featurizer(batch, self.hparams["pool"]).float()
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Logits ``(B, num_classes)`` for a batch dict."""

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from timm.optim import param_groups_weight_decay
@@ -14,25 +13,12 @@ from torch import Tensor
 from torch.optim import AdamW
 from torchgeo.trainers import BaseTask
 
-from ..models import MAEOutput, MoEAux, MoEMAE, MoEMAEEncoder, load_checkpoint
-from ..models.metadata import METADATA_FIELDS
-from ..models.registry import MODEL_VARIANTS
+from ..export import export_encoder
+from ..models import MAEOutput, MoEAux, create_mae
+from ..utils import METADATA_KEYS
 from .schedule import warmup_cosine_scheduler
 
-__all__ = ["MoEMAEPretrainTask", "timm_model_name"]
-
-#: Model size ("S", "XS", "XXS") -> timm model name.
-_SIZE_TO_TIMM = {size: name for name, size in MODEL_VARIANTS.items()}
-
-
-def timm_model_name(model: str) -> str:
-    """``"S"``/``"XS"``/``"XXS"`` or a ``moemae_landsat*`` timm name -> the timm name."""
-    name = _SIZE_TO_TIMM.get(model.upper(), model)
-    if name not in MODEL_VARIANTS:
-        raise ValueError(
-            f"model must be one of {sorted(_SIZE_TO_TIMM)} or {sorted(MODEL_VARIANTS)}, got {model!r}"
-        )
-    return name
+__all__ = ["MoEMAEPretrainTask"]
 
 
 def expert_utilisation(routing: MoEAux) -> Tensor:
@@ -104,17 +90,12 @@ class MoEMAEPretrainTask(BaseTask):
 
     def configure_models(self) -> None:
         """Build the MAE around a timm encoder (so it carries timm's ``pretrained_cfg``)."""
-        encoder = timm.create_model(timm_model_name(self.hparams["model"]))
-        assert isinstance(encoder, MoEMAEEncoder)
-        self.model = MoEMAE(encoder, mask_ratio=self.hparams["mask_ratio"])
-        if self.weights is not None:
-            try:
-                load_checkpoint(self.model, self.weights)
-            except ValueError as mae_error:
-                try:
-                    load_checkpoint(self.model.encoder, self.weights)
-                except ValueError:
-                    raise mae_error from None
+        self.model = create_mae(
+            self.hparams["model"],
+            self.weights,
+            allow_encoder_weights=True,
+            mask_ratio=self.hparams["mask_ratio"],
+        )
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """AdamW with decay-free groups and the per-step warm-up + cosine schedule."""
@@ -147,7 +128,7 @@ class MoEMAEPretrainTask(BaseTask):
         """``lat``/``lon``/``time`` of the batch as ``(B,)`` tensors; absent keys -> NaN."""
         x = batch["image"]
         out = {}
-        for key in METADATA_FIELDS[2:] if False else ("lat", "lon", "time"):
+        for key in METADATA_KEYS:
             value = batch.get(key)
             if value is None:
                 dtype = torch.float64 if key == "time" else x.dtype
@@ -251,6 +232,4 @@ class MoEMAEPretrainTask(BaseTask):
 
     def export_encoder(self, out_dir: str | Path, save_mae: bool = True) -> Path:
         """Write the encoder as a timm/Hugging Face Hub folder; see :func:`torchgeo_moemae.export.export_encoder`."""
-        from ..export import export_encoder
-
         return export_encoder(self, out_dir, save_mae=save_mae)

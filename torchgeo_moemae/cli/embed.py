@@ -1,4 +1,4 @@
-"""``moemae embed``: extract frozen embeddings of a dataset split to memory-mapped ``.npy`` files."""
+"""``moemae embed``: extract frozen embeddings of dataset splits to memory-mapped ``.npy`` files."""
 
 from __future__ import annotations
 
@@ -6,23 +6,23 @@ import argparse
 import json
 from pathlib import Path
 
-from .embed import POOLS, extract_embeddings
-from .encoders import build_encoder
-
-DATAMODULES = {
-    "bigearthnet_ls": "torchgeo_moemae.datamodules.BigEarthNetLSDataModule",
-    "eurosat_ls": "torchgeo_moemae.datamodules.EuroSATLSDataModule",
-}
+from .common import add_dataset_arguments, make_datamodule
 
 EPILOG = """\
 examples:
-  # CLS, mean and all-token embeddings of BigEarthNet-L train and test with the authors' weights
-  moemae embed --weights pretrained_S_best.pth --dataset bigearthnet_ls --root data/ben \\
+  # CLS, mean and all-token embeddings of BigEarthNet-L train and test with an exported encoder
+  # (its config.json says which model it is)
+  moemae embed --weights export/ --dataset bigearthnet_ls --root data/ben \\
       --split train,test --pool cls,avg,all --out emb/ben
+
+  # the authors' weights (a file: say which model it fits)
+  moemae embed --model S --weights pretrained_S_best.pth --root data/ben --out emb/ben
 
   # a timm peer (7 input bands, random init unless --weights) on EuroSAT-L
   moemae embed --model resnet18 --dataset eurosat_ls --root data/eurosat --split train,test --out emb/rn18
 
+features: the paper's protocol by default (tokens before the encoder's final LayerNorm); --post-norm
+takes them after it.
 output: OUT/<split>_<pool>/{features.npy (N x D float32, memory-mappable), labels.npy, manifest.json}
 then:   moemae probe --embeddings OUT --pool cls --method sklearn
 """
@@ -30,6 +30,8 @@ then:   moemae probe --embeddings OUT --pool cls --method sklearn
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed``."""
+    from ..probe.featurizer import POOLS
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
         "Embed dataset splits with a frozen encoder (eval mode, deterministic routing, bf16 autocast "
@@ -38,18 +40,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument(
         "--model",
-        default="moemae_landsat",
-        help="S/XS/XXS, a moemae_landsat* timm name, or any timm model (default: %(default)s)",
+        help="S/XS/XXS, a moemae_landsat* timm name, or any timm model (default: the architecture "
+        "an export folder's config.json records, else moemae_landsat)",
     )
     parser.add_argument(
         "--weights",
-        type=Path,
-        help="encoder weights: exported folder, .safetensors or the authors' .pth (default: random init)",
+        help="encoder weights: an export folder, .safetensors, the authors' .pth or a weights name "
+        "(MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS); default: random init",
     )
-    parser.add_argument("--dataset", choices=sorted(DATAMODULES), default="bigearthnet_ls")
-    parser.add_argument(
-        "--root", type=Path, default=Path("data"), help="dataset root (default: data)"
-    )
+    add_dataset_arguments(parser)
     parser.add_argument(
         "--split", default="train,test", help="comma-separated splits (default: %(default)s)"
     )
@@ -62,31 +61,30 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast")
     parser.add_argument(
-        "--prenorm",
-        action="store_true",
-        help="tokens before the final LayerNorm (the authors' reference code) instead of after",
+        "--post-norm",
+        dest="prenorm",
+        action="store_const",
+        const=False,
+        default=None,
+        help="tokens after the final LayerNorm (default: before it, the paper's protocol)",
     )
-    parser.add_argument("--download", action="store_true", help="download the dataset if missing")
 
 
 def run(args: argparse.Namespace) -> int:
     """Embed each split and print where the features went."""
-    import importlib
+    from ..models import create_encoder
+    from ..probe.embed import extract_embeddings
 
-    module, cls = DATAMODULES[args.dataset].rsplit(".", 1)
-    datamodule = getattr(importlib.import_module(module), cls)(
-        root=args.root,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        download=args.download,
-    )
-    encoder = build_encoder(args.model, args.weights)
+    encoder = create_encoder(args.model, args.weights)
+    datamodule = make_datamodule(args, batch_size=args.batch_size, num_workers=args.num_workers)
+    cfg = getattr(encoder, "pretrained_cfg", None) or {}
     info = {
-        "model_name": args.model,
+        "model_name": cfg.get("architecture", args.model),
         "weights": str(args.weights) if args.weights else None,
         "dataset_name": args.dataset,
         "root": str(args.root),
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     for split in [s.strip() for s in args.split.split(",") if s.strip()]:
         out = extract_embeddings(
             encoder,
@@ -103,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{split:>5} {pool:>3}: {emb.features.shape[0]} x {emb.features.shape[1]} -> {emb.path}"
             )
-    (Path(args.out) / "embed_args.json").write_text(json.dumps(info, indent=2) + "\n")
+    (args.out / "embed_args.json").write_text(json.dumps(info, indent=2) + "\n")
     return 0

@@ -1,4 +1,8 @@
-"""Band names and normalisation statistics of the Landsat-Bench datasets (Landsat 8/9 C2 L2 DN)."""
+"""Band names and normalisation statistics of the Landsat-Bench datasets (Landsat 8/9 C2 L2 DN).
+
+A leaf module (it imports nothing): the models, datasets and datamodules all read it, and importing
+:mod:`torchgeo_moemae` must stay light.
+"""
 
 from typing import Final
 

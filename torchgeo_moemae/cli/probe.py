@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-
-from .embed import POOLS, embedding_dir, load_embeddings
-from .metrics import format_metrics_table, save_metrics
+from typing import Any
 
 EPILOG = """\
 examples:
@@ -25,6 +23,8 @@ micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae probe``."""
+    from ..probe.featurizer import POOLS
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = "Fit linear probes on frozen embeddings and report the paper's metrics."
     parser.epilog = EPILOG
@@ -52,29 +52,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Probe each pool; print the table; save JSON."""
-    from .api import probe_embeddings
+    """Probe each pool; print the table; save JSON and Markdown."""
+    from ..probe.api import probe_embeddings
+    from ..probe.embed import embedding_dir, load_embeddings
+    from ..probe.metrics import format_metrics_table, save_metrics
 
     results: dict[str, dict[str, float]] = {}
     for pool in [p.strip() for p in args.pool.split(",") if p.strip()]:
         train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
         evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
-        kwargs: dict = {"C": args.C, "standardize": args.standardize}
+        kwargs: dict[str, Any] = {"C": args.C, "standardize": args.standardize}
         if args.max_iter is not None:
             kwargs["max_iter"] = args.max_iter
         if args.method == "torch":
-            kwargs.update(device=args.device, epochs=args.epochs, optimizer=args.optimizer)
+            kwargs.update(
+                device=args.device, epochs=args.epochs, optimizer=args.optimizer, progress=True
+            )
+        print(
+            f"{pool}: fitting the {args.method} probe on {len(train)} x {train.features.shape[1]} ...",
+            flush=True,
+        )
         start = time.perf_counter()
         metrics = probe_embeddings(train, evaluation, args.method, args.seed, **kwargs)
         metrics["seconds"] = time.perf_counter() - start
         results[pool] = metrics
-        print(
-            f"{pool}: {args.method} probe on {len(train)} x {train.features.shape[1]} in "
-            f"{metrics['seconds']:.1f} s",
-            flush=True,
-        )
-    table = format_metrics_table(results, percent=args.percent)
-    print(table)
+        print(f"{pool}: done in {metrics['seconds']:.1f} s", flush=True)
+    print(format_metrics_table(results, percent=args.percent))
     if args.out is not None:
         payload = {
             "method": args.method,
@@ -83,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
             "eval_split": args.eval_split,
             "results": results,
         }
-        save_metrics(payload, args.out)
-        Path(args.out).with_suffix(".md").write_text(table + "\n")
-        print(f"wrote {args.out}")
+        save_metrics(payload, args.out, results, percent=args.percent)
+        print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0

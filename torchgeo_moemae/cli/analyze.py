@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
+from ..utils import batch_metadata
+from .common import add_dataset_arguments, make_datamodule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 EPILOG = """\
 examples:
@@ -18,18 +23,20 @@ examples:
 
 
 def _add_model(p: argparse.ArgumentParser, mae: bool = False) -> None:
-    p.add_argument("--model", default="S", help="S, XS or XXS (default: S)")
-    what = (
-        "full-MAE weights (mae.safetensors or the authors' .pth)"
-        if mae
-        else ("encoder weights (exported folder, .safetensors, the authors' .pth)")
+    p.add_argument(
+        "--model",
+        help="S, XS or XXS (default: the architecture an export folder records, else S)",
     )
-    p.add_argument("--weights", type=Path, help=f"{what}; default: random init")
+    what = (
+        "full-MAE weights (an export folder with mae.safetensors, mae.safetensors or the authors' .pth)"
+        if mae
+        else ("encoder weights (export folder, .safetensors, the authors' .pth)")
+    )
+    p.add_argument("--weights", help=f"{what}; default: random init")
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=("bigearthnet_ls", "eurosat_ls"), default="bigearthnet_ls")
-    p.add_argument("--root", type=Path, default=Path("data"), help="dataset root")
+    add_dataset_arguments(p)
     p.add_argument("--split", default="test")
     p.add_argument("--num-samples", type=int, default=4, help="images to show")
     p.add_argument("--seed", type=int, default=0)
@@ -77,14 +84,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="PNG path")
 
 
-def _batch(args: argparse.Namespace) -> dict:
-    import importlib
-
-    from ..probe.cli_embed import DATAMODULES
+def _batch(args: argparse.Namespace) -> dict[str, Any]:
     from ..probe.embed import split_loader
 
-    module, cls = DATAMODULES[args.dataset].rsplit(".", 1)
-    dm = getattr(importlib.import_module(module), cls)(root=args.root, batch_size=args.num_samples)
+    dm = make_datamodule(args, batch_size=args.num_samples)
     loader, aug = split_loader(dm, args.split, batch_size=args.num_samples, num_workers=0)
     batch = next(iter(loader))
     return aug(batch) if aug is not None else batch
@@ -106,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.analysis == "sparsity":
-        from ..probe.encoders import build_encoder
-        from .sparsity import sparsity_report
+        from ..analysis.sparsity import sparsity_report
+        from ..models import create_encoder
 
-        report = sparsity_report(build_encoder(args.model))
+        report = sparsity_report(create_encoder(args.model))
         print(report.to_markdown())
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,13 +121,13 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {args.out.with_suffix('.md')} and .json")
         return 0
     if args.analysis == "curves":
-        from .curves import plot_training_curves
+        from ..analysis.curves import plot_training_curves
 
         _save(plot_training_curves(args.logs), args.out)
         return 0
     if args.analysis == "tsne":
+        from ..analysis.embeddings_plot import plot_tsne
         from ..probe.embed import load_embeddings
-        from .embeddings_plot import plot_tsne
 
         emb = load_embeddings(args.embeddings)
         fig = plot_tsne(
@@ -140,12 +143,12 @@ def _run(args: argparse.Namespace) -> int:
         _save(fig, args.out)
         return 0
     batch = _batch(args)
-    meta = {k: batch[k] for k in ("lat", "lon", "time") if k in batch}
+    meta = batch_metadata(batch)
     if args.analysis == "reconstruction":
+        from ..analysis.reconstruction import plot_reconstruction
         from ..models import create_mae
-        from .reconstruction import plot_reconstruction
 
-        mae = create_mae(args.model.upper(), args.weights)
+        mae = create_mae(args.model, args.weights)
         fig = plot_reconstruction(
             mae,
             batch["image"],
@@ -157,10 +160,16 @@ def _run(args: argparse.Namespace) -> int:
         _save(fig, args.out)
         return 0
     if args.analysis == "experts":
-        from ..probe.encoders import build_encoder
-        from .experts import expert_ablation_maps, expert_contribution_maps, plot_expert_maps
+        from ..analysis.experts import (
+            expert_ablation_maps,
+            expert_contribution_maps,
+            plot_expert_maps,
+        )
+        from ..models import MoEMAEEncoder, create_encoder
 
-        encoder = build_encoder(args.model, args.weights)
+        encoder = create_encoder(args.model, args.weights)
+        if not isinstance(encoder, MoEMAEEncoder):
+            raise ValueError(f"expert maps need a MoE-MAE encoder, got model {args.model!r}")
         layers = [int(v) for v in args.layers.split(",")]
         contrib = expert_contribution_maps(encoder, batch["image"], **meta, layers=layers)
         ablation = expert_ablation_maps(encoder, batch["image"], **meta, layers=layers)

@@ -1,0 +1,167 @@
+"""What every ``moemae`` command shares: threads, one-line user errors, datasets, progress bars.
+
+A command module uses it like this::
+
+    from .common import add_dataset_arguments, make_datamodule, progress
+
+    def configure_parser(parser):          # --threads and --debug are already there
+        add_dataset_arguments(parser)      # --dataset --root --download --on-error --max-fill-fraction
+        parser.add_argument("--out", type=Path, required=True)
+
+    def run(args) -> int:                  # called through run_command: threads set, errors caught
+        datamodule = make_datamodule(args, batch_size=64)
+        for batch in progress(loader, desc="work"):
+            ...
+        return 0
+
+User mistakes (:data:`USER_ERRORS`: a missing or unreadable file, a read-only output folder, weights
+of the wrong size, a bad argument value, weights that cannot be fetched) print one line
+``moemae <command>: error: ...`` and exit with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..models.registry import PretrainedWeightsError
+
+__all__ = [
+    "DATAMODULES",
+    "MAX_DEFAULT_THREADS",
+    "USER_ERRORS",
+    "CommandError",
+    "add_common_arguments",
+    "add_dataset_arguments",
+    "default_threads",
+    "make_datamodule",
+    "progress",
+    "run_command",
+]
+
+T = TypeVar("T")
+
+#: ``--threads`` default: the physical cores, at most this many (more rarely helps these small models).
+MAX_DEFAULT_THREADS = 8
+
+#: ``--dataset`` name -> datamodule class path.
+DATAMODULES = {
+    "bigearthnet_ls": "torchgeo_moemae.datamodules.BigEarthNetLSDataModule",
+    "eurosat_ls": "torchgeo_moemae.datamodules.EuroSATLSDataModule",
+}
+
+
+class CommandError(Exception):
+    """A user error a command reports in one line (exit code 2)."""
+
+
+#: Exceptions reported as one line: OSError covers missing files, permissions and read-only
+#: folders; ValueError covers bad arguments, unreadable checkpoints and weights of the wrong size.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CommandError,
+    OSError,
+    ValueError,
+    PretrainedWeightsError,
+)
+
+
+def _physical_cores() -> int | None:
+    """Distinct (package, core) pairs of /proc/cpuinfo (None where it is unavailable)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    cores, package = set(), ""
+    for line in lines:
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "physical id":
+            package = value
+        elif key == "core id":
+            cores.add((package, value))
+    return len(cores) or None
+
+
+def default_threads() -> int:
+    """The physical cores this process may use, capped at :data:`MAX_DEFAULT_THREADS`."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    return max(1, min(_physical_cores() or usable, usable, MAX_DEFAULT_THREADS))
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--debug`` (added to every command by :func:`torchgeo_moemae.cli.main`).
+
+    ``--threads`` defaults to :func:`default_threads`; a command changes that with
+    ``parser.set_defaults(threads=N)``.
+    """
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="torch CPU threads (0: torch's default; default: %(default)s)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dataset``, ``--root``, ``--download``, ``--on-error``, ``--max-fill-fraction``."""
+    parser.add_argument("--dataset", choices=sorted(DATAMODULES), default="bigearthnet_ls")
+    parser.add_argument(
+        "--root", type=Path, default=Path("data"), help="dataset root (default: %(default)s)"
+    )
+    parser.add_argument("--download", action="store_true", help="download the dataset if missing")
+    parser.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="unreadable or missing samples: stop (raise, default) or leave them out (skip)",
+    )
+    parser.add_argument(
+        "--max-fill-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="leave out samples whose fraction of fill pixels (DN 0) exceeds F (default: keep all)",
+    )
+
+
+def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
+    """The datamodule of :func:`add_dataset_arguments`' options; ``kwargs`` go to it too."""
+    module, name = DATAMODULES[args.dataset].rsplit(".", 1)
+    options: dict[str, Any] = {
+        "root": args.root,
+        "download": args.download,
+        "on_error": args.on_error,
+        **kwargs,
+    }
+    if args.max_fill_fraction is not None:  # only then: older datasets lack the argument
+        options["max_fill_fraction"] = args.max_fill_fraction
+    return getattr(importlib.import_module(module), name)(**options)
+
+
+def progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:
+    """A tqdm progress bar over ``iterable`` (on stderr; ``kwargs`` go to tqdm)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)
+
+
+def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Set the torch threads, run the command, report :data:`USER_ERRORS` in one line (exit 2)."""
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return int(run(args) or 0)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"moemae {args.command}: error: {message}", file=sys.stderr)
+        return 2
