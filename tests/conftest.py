@@ -1,10 +1,14 @@
-"""Project-wide test settings: offline hub, deterministic torch, the optional real data in ../shared."""
+"""The suite's shared fixtures: offline hub, seeded single-threaded torch, the optional real data in
+../shared, fake Landsat-Bench datasets and a quiet CPU Lightning Trainer."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+#: the real 200-patch BigEarthNet-L sample (project workspace only)
+REAL_SAMPLE = SHARED / "data" / "bigearthnet-ls-sample"
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +43,85 @@ def _seed_and_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- Lightning
+@pytest.fixture(scope="session")
+def make_trainer() -> Callable[..., Any]:
+    """Factory ``make_trainer(root, **kwargs)`` of a quiet single-device CPU ``Trainer`` (no
+    logger, checkpoints, bars, summary or validation) writing under ``root``; ``kwargs`` override
+    the defaults."""
+    from lightning.pytorch import Trainer
+
+    def make(root: Path, **kwargs: Any) -> Trainer:
+        defaults: dict[str, Any] = dict(
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=root,
+            limit_val_batches=0,
+        )
+        return Trainer(**{**defaults, **kwargs})
+
+    return make
+
+
+# --------------------------------------------------------------------------- fake datasets
+@pytest.fixture(scope="session")
+def ben_data() -> ModuleType:
+    """The BigEarthNet-L fake-data generator module (``tests/data/bigearthnet_ls/data.py``)."""
+    from tests.data.bigearthnet_ls import data
+
+    return data
+
+
+@pytest.fixture(scope="session")
+def eurosat_data() -> ModuleType:
+    """The EuroSAT-L fake-data generator module (``tests/data/eurosat_ls/data.py``)."""
+    from tests.data.eurosat_ls import data
+
+    return data
+
+
+@pytest.fixture
+def ben_root(tmp_path: Path, ben_data: ModuleType) -> Path:
+    """An extracted fake BigEarthNet-L (3 patches per split)."""
+    root = tmp_path / "ben"
+    ben_data.make_bigearthnet_ls(root, archive=False)
+    return root
+
+
+@pytest.fixture
+def eurosat_root(tmp_path: Path, eurosat_data: ModuleType) -> Path:
+    """An extracted fake EuroSAT-L (3 scenes per split)."""
+    root = tmp_path / "eurosat"
+    eurosat_data.make_eurosat_ls(root, archive=False)
+    return root
+
+
+@pytest.fixture
+def patch_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace the datasets' ``download_url`` by a copy from a local path (torchgeo's test style)."""
+
+    def copy(url: str, root: str | Path, filename: str | None = None, **kwargs: Any) -> None:
+        shutil.copy(url, Path(root) / (filename or Path(url).name))
+
+    monkeypatch.setattr("torchgeo_moemae.datasets.base.download_url", copy)
+
+
+@pytest.fixture
+def real_ben_root(tmp_path: Path) -> Path:
+    """The real 200-patch sample arranged in the Landsat-Bench layout (links, no copies).
+
+    Every split CSV lists all 200 ids after the sample's own header row "0".
+    """
+    from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
+
+    if not (REAL_SAMPLE / "samples.csv").is_file():
+        pytest.skip(f"real BigEarthNet-L sample not found at {REAL_SAMPLE} (../shared is absent)")
+    with open(REAL_SAMPLE / "samples.csv") as f:
+        assert f.readline().strip() == "0", "the sample's header row changed"
+    return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real")

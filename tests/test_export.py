@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,16 @@ from torchgeo_moemae.trainers import MoEMAEPretrainTask
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MoEMAEPretrainTask]:
+def checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, make_trainer: Callable[..., Trainer]
+) -> tuple[Path, MoEMAEPretrainTask]:
     """A Lightning checkpoint of an XXS task after two optimiser steps (weights != init)."""
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("export")
     images = torch.randn(8, 7, 40, 40)
     data = [{"image": x, "lat": torch.tensor(50.0), "lon": torch.tensor(5.0)} for x in images]
     task = MoEMAEPretrainTask(model="XXS", lr=1e-2, warmup_fraction=0.0, log_figures=False)
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
+    trainer = make_trainer(root, max_steps=2)
     trainer.fit(task, DataLoader(data, batch_size=4))  # type: ignore[arg-type]
     path = root / "task.ckpt"
     trainer.save_checkpoint(path)

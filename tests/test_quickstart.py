@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 import torch
 
+from tests.conftest import REAL_SAMPLE
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 from torchgeo_moemae.models import create_mae
 from torchgeo_moemae.trainers.evaluate import masked_reconstruction_loss
-
-REAL_SAMPLE = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bigearthnet-ls-sample"
-)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,22 +22,16 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("pool", ["cls", "all"])
-def test_fit_and_test(root: Path, pool: str, tmp_path: Path) -> None:
+def test_fit_and_test(
+    root: Path, pool: str, tmp_path: Path, make_trainer: Callable[..., Trainer]
+) -> None:
     task = LinearProbeTask(model="XXS", pool=pool, num_classes=19, task="multilabel", lr=1e-2)
     before = {k: v.clone() for k, v in task.encoder.state_dict().items()}
     task.train()
     assert not task.encoder.training and task.head.training
     assert not any(p.requires_grad for p in task.encoder.parameters())
     dm = BigEarthNetLSDataModule(root=root, batch_size=8)
-    trainer = Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        enable_model_summary=False,
-    )
+    trainer = make_trainer(tmp_path, max_epochs=1, limit_val_batches=None)
     head_before = task.head.weight.clone()
     trainer.fit(task, datamodule=dm)
     assert not torch.equal(head_before, task.head.weight)

@@ -21,26 +21,11 @@ from torchgeo.main import main as torchgeo_main
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.models import create_mae
 from torchgeo_moemae.trainers import MoEMAEPretrainTask
-from torchgeo_moemae.trainers.pretrain import expert_utilisation, timm_model_name
+from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.schedule import WarmupCosine
 
 REPO = Path(__file__).resolve().parents[2]
 Loader = Callable[..., Any]
-
-
-def make_trainer(root: Path, **kwargs: Any) -> Trainer:
-    """A quiet CPU trainer writing under ``root``."""
-    defaults: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-        limit_val_batches=0,
-    )
-    return Trainer(**{**defaults, **kwargs})
 
 
 # --- schedule and model names -------------------------------------------------------------------
@@ -66,16 +51,19 @@ def test_warmup_cosine_rejects_bad_settings(kwargs: dict[str, int]) -> None:
 
 
 def test_model_names() -> None:
-    assert timm_model_name("S") == timm_model_name("moemae_landsat") == "moemae_landsat"
-    assert timm_model_name("xxs") == "moemae_landsat_xxs"
+    assert MoEMAEPretrainTask(model="xxs").model.encoder.pretrained_cfg["architecture"] == (
+        "moemae_landsat_xxs"
+    )
     with pytest.raises(ValueError, match="model must be one of"):
-        timm_model_name("moemae_landsat_xl")
+        MoEMAEPretrainTask(model="moemae_landsat_xl")
 
 
 # --- optimisation -------------------------------------------------------------------------------
 
 
-def test_optimizer_groups_and_schedule(tmp_path: Path, make_loader: Loader) -> None:
+def test_optimizer_groups_and_schedule(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     task = MoEMAEPretrainTask(model="XXS", lr=1e-3, weight_decay=0.05, warmup_fraction=0.25)
     trainer = make_trainer(tmp_path, max_steps=1)
     trainer.fit(task, make_loader(n=4))
@@ -95,7 +83,9 @@ def test_optimizer_groups_and_schedule(tmp_path: Path, make_loader: Loader) -> N
     assert isinstance(scheduler.scheduler.lr_lambdas[0], WarmupCosine)  # type: ignore[attr-defined]
 
 
-def test_unbounded_run_is_rejected(tmp_path: Path, make_loader: Loader) -> None:
+def test_unbounded_run_is_rejected(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     trainer = make_trainer(tmp_path, max_epochs=-1, max_steps=-1)
     with pytest.raises(ValueError, match="max_epochs or max_steps"):
         trainer.fit(MoEMAEPretrainTask(model="XXS"), make_loader(n=4))
@@ -121,7 +111,9 @@ def test_missing_metadata_is_nan(make_loader: Loader) -> None:
     assert not torch.allclose(no_meta, task(full, mask_ratio=0.0).pred, atol=1e-3)
 
 
-def test_logs_losses_lr_utilisation_and_figures(tmp_path: Path, make_loader: Loader) -> None:
+def test_logs_losses_lr_utilisation_and_figures(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     task = MoEMAEPretrainTask(model="XXS", warmup_fraction=0.5)
     logger = CSVLogger(tmp_path, name="logs")
     trainer = make_trainer(
@@ -172,7 +164,9 @@ class _Snapshot(Callback):
         self.state = {k: v.clone() for k, v in pl_module.state_dict().items()}
 
 
-def test_nan_batch_stops_before_the_update(tmp_path: Path, make_loader: Loader) -> None:
+def test_nan_batch_stops_before_the_update(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     task = MoEMAEPretrainTask(model="XXS")
     snapshot = _Snapshot()
     trainer = make_trainer(tmp_path, max_epochs=1, callbacks=[snapshot], gradient_clip_val=1.0)
@@ -185,7 +179,9 @@ def test_nan_batch_stops_before_the_update(tmp_path: Path, make_loader: Loader) 
         assert torch.equal(value, snapshot.state[key]), key
 
 
-def test_non_finite_weights_are_reported(tmp_path: Path, make_loader: Loader) -> None:
+def test_non_finite_weights_are_reported(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     task = MoEMAEPretrainTask(model="XXS")
     with torch.no_grad():
         task.model.decoder_pred.bias.fill_(math.inf)
@@ -238,7 +234,9 @@ class _Record(Callback):
         self.steps.append((trainer.global_step, batch_idx, lr))
 
 
-def test_resume_mid_epoch_continues_the_schedule(tmp_path: Path, make_loader: Loader) -> None:
+def test_resume_mid_epoch_continues_the_schedule(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
     lr, epochs, per_epoch = 1e-3, 2, 4
     total = epochs * per_epoch
 
@@ -314,7 +312,15 @@ def test_torchgeo_fit_paper_config(
     ]
     if not torch.cuda.is_available():
         args.append("--trainer.accelerator=cpu")
+    fitted: list[MoEMAEPretrainTask] = []
+    monkeypatch.setattr(MoEMAEPretrainTask, "on_train_end", lambda self: fitted.append(self))
     torchgeo_main(args)
+    (task,) = fitted
+    assert task.trainer.global_step == 1  # one optimiser step of fast_dev_run
+    assert task.model.encoder.pretrained_cfg["architecture"] == "moemae_landsat"
+    paper = {"mask_ratio": 0.75, "alpha": 0.1, "beta": 0.5, "lr": 3e-4, "weight_decay": 0.05}
+    assert {k: task.hparams[k] for k in paper} == paper
+    assert task.trainer.gradient_clip_val == 1.0
 
 
 def test_packaged_quickstart_config_is_the_example() -> None:

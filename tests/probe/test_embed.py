@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torchgeo_moemae.probe.encoders import build_encoder
 
 from torchgeo_moemae.cli import main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.probe import extract_embeddings, linear_probe, load_embeddings
-from torchgeo_moemae.probe.encoders import build_encoder
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from torchgeo_moemae.datamodules import BigEarthNetLSDataModule, EuroSATLSDataModule
 from torchgeo_moemae.bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from torchgeo_moemae.datamodules import BigEarthNetLSDataModule, EuroSATLSDataModule
+from torchgeo_moemae.models import create_mae
 
 META = ("lat", "lon", "time")
 
@@ -119,10 +120,7 @@ def test_cli_can_build_from_class_path(ben_root: Path) -> None:
 
 
 def test_model_accepts_batches(ben_root: Path, eurosat_root: Path) -> None:
-    models = pytest.importorskip("torchgeo_moemae.models")
-    if not hasattr(models, "create_mae"):
-        pytest.skip("the model issue's create_mae is not available yet")
-    model = models.create_mae("XXS" if "XXS" in models.MODEL_SIZES else "S").eval()
+    model = create_mae("XXS").eval()
     for dm in (
         BigEarthNetLSDataModule(root=ben_root, batch_size=2),
         EuroSATLSDataModule(root=eurosat_root, batch_size=2),

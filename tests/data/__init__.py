@@ -1,0 +1,1 @@
+"""Fake-data generators (importable, and runnable as scripts)."""

@@ -1,0 +1,1 @@
+"""Fake BigEarthNet-L generator."""

@@ -1,0 +1,1 @@
+"""Fake EuroSAT-L generator."""
