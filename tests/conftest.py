@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,6 +31,22 @@ def shared_dir() -> Path:
             f"reference data not available: {SHARED} is absent (it exists only in the project workspace)"
         )
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def reference(shared_dir: Path) -> dict[str, Any]:
+    """The authors' reference vectors (SPEC section 8) with POSIX ``time`` and the checkpoint path."""
+    import numpy as np
+
+    golden = dict(np.load(shared_dir / "reference" / "golden_S_40px.npz"))
+    # The vectors store week-of-year and hour; any timestamp in that ISO week and hour encodes the same.
+    times = [
+        dt.datetime.fromisocalendar(2018, int(w), 3).replace(hour=int(h), tzinfo=dt.UTC).timestamp()
+        for w, h in zip(golden["week_of_year"], golden["hour_of_day"], strict=True)
+    ]
+    golden["time"] = np.array(times, dtype=np.float64)
+    golden["checkpoint"] = shared_dir / "reference" / "upstream_format_checkpoint_S.pth"
+    return golden
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,6 @@ import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
 
 ATOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def reference(shared_dir: Path) -> dict:
-    golden = dict(np.load(shared_dir / "reference" / "golden_S_40px.npz"))
-    # The vectors store week-of-year and hour; any timestamp in that ISO week and hour encodes the same.
-    times = [
-        dt.datetime.fromisocalendar(2018, int(w), 3).replace(hour=int(h), tzinfo=dt.UTC).timestamp()
-        for w, h in zip(golden["week_of_year"], golden["hour_of_day"], strict=True)
-    ]
-    golden["time"] = np.array(times, dtype=np.float64)
-    golden["checkpoint"] = shared_dir / "reference" / "upstream_format_checkpoint_S.pth"
-    return golden
 
 
 def _inputs(ref: dict) -> tuple[torch.Tensor, ...]:
