@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..utils import batch_metadata
-from .common import add_dataset_arguments, make_datamodule
+from .common import add_common_arguments, add_dataset_arguments, make_datamodule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,6 +42,13 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _analysis(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """One ``moemae analyze`` subcommand; ``--threads``/``--debug`` work after its name too."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
+    add_common_arguments(parser, nested=True)
+    return parser
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Subcommands of ``moemae analyze``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -49,11 +56,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
 
-    p = sub.add_parser("sparsity", help="per-layer routing sparsity (paper Table 9)")
+    p = _analysis(sub, "sparsity", help="per-layer routing sparsity (paper Table 9)")
     p.add_argument("--model", default="S", help="S, XS or XXS (default: S)")
     p.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
 
-    p = sub.add_parser(
+    p = _analysis(
+        sub,
         "reconstruction",
         help="original / full reconstruction / masked input / masked reconstruction",
         description="Rows: samples. Columns: original RGB, reconstruction without masking, masked "
@@ -64,20 +72,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-ratio", type=float, default=0.75)
     p.add_argument("--out", type=Path, required=True, help="PNG path")
 
-    p = sub.add_parser("experts", help="per-expert contribution and ablation maps")
+    p = _analysis(sub, "experts", help="per-expert contribution and ablation maps")
     _add_model(p)
     _add_data(p)
     p.add_argument("--layers", default="0", help="comma-separated layers (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output directory for PNGs")
 
-    p = sub.add_parser("tsne", help="t-SNE of stored embeddings coloured by class")
+    p = _analysis(sub, "tsne", help="t-SNE of stored embeddings coloured by class")
     p.add_argument("--embeddings", type=Path, required=True, help="a <split>_<pool> directory")
     p.add_argument("--max-points", type=int, default=3000)
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="PNG path")
 
-    p = sub.add_parser("curves", help="training curves from Lightning logs (CSV or TensorBoard)")
+    p = _analysis(sub, "curves", help="training curves from Lightning logs (CSV or TensorBoard)")
     p.add_argument(
         "--logs", type=Path, required=True, help="metrics.csv, an events file or a log dir"
     )

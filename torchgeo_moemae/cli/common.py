@@ -93,19 +93,30 @@ def default_threads() -> int:
     return max(1, min(_physical_cores() or usable, usable, MAX_DEFAULT_THREADS))
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, nested: bool = False) -> None:
     """``--threads`` and ``--debug`` (added to every command by :func:`torchgeo_moemae.cli.main`).
 
     ``--threads`` defaults to :func:`default_threads`; a command changes that with
-    ``parser.set_defaults(threads=N)``.
+    ``parser.set_defaults(threads=N)``. ``nested``: for the sub-subcommands of a command (e.g.
+    ``moemae analyze experts``), so the options also work after them without overriding a value
+    given before them.
     """
+    default: Any = argparse.SUPPRESS
     parser.add_argument(
         "--threads",
         type=int,
-        default=default_threads(),
-        help="torch CPU threads (0: torch's default; default: %(default)s)",
+        default=default if nested else default_threads(),
+        help="torch CPU threads (0: torch's default; default: the physical cores, at most "
+        f"{MAX_DEFAULT_THREADS})"
+        if nested
+        else "torch CPU threads (0: torch's default; default: %(default)s)",
     )
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default if nested else False,
+        help="show the full traceback of an error",
+    )
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
