@@ -62,6 +62,15 @@ def _seed_and_one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def offline_empty_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``HF_HUB_OFFLINE`` with an empty Hugging Face cache: every Hub file is unavailable."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+
+
 # --------------------------------------------------------------------------- Lightning
 @pytest.fixture(scope="session")
 def make_trainer() -> Callable[..., Any]:

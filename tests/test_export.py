@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.export import export_encoder
-from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.models import MODEL_SIZES, MoEMAE, MoEMAEEncoder, create_mae
 from torchgeo_moemae.trainers import MoEMAEPretrainTask
 
 
@@ -87,7 +87,7 @@ def test_export_without_mae_and_from_objects(
     out = export_encoder(task.model, tmp_path / "b")
     assert json.loads((out / "config.json").read_text())["architecture"] == "moemae_landsat_xxs"
     with pytest.raises(ValueError, match="cannot tell the timm architecture"):
-        export_encoder(create_mae("XXS"), tmp_path / "c")
+        export_encoder(MoEMAE(MoEMAEEncoder(**MODEL_SIZES["XXS"])), tmp_path / "c")
     with pytest.raises(FileNotFoundError, match="Lightning checkpoint not found"):
         export_encoder(tmp_path / "missing.ckpt", tmp_path / "d")
 

@@ -7,15 +7,8 @@ import timm
 import torch
 
 import torchgeo_moemae  # noqa: F401
+from tests.models import image_batch
 from torchgeo_moemae.models import MoEMAEEncoder
-
-
-def _batch(b: int = 2) -> tuple[torch.Tensor, ...]:
-    x = torch.randn(b, 7, 40, 40)
-    lat = torch.linspace(40, 60, b)
-    lon = torch.linspace(-5, 25, b)
-    time = torch.linspace(1.5e9, 1.53e9, b, dtype=torch.float64)
-    return x, lat, lon, time
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +17,7 @@ def xxs() -> MoEMAEEncoder:
 
 
 def test_forward_shapes_and_pools(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     xxs.eval()
     tokens = xxs.forward_features(x, lat, lon, time)
     assert tokens.shape == (2, 105, 108)
@@ -37,7 +30,7 @@ def test_forward_shapes_and_pools(xxs: MoEMAEEncoder) -> None:
 
 
 def test_forward_intermediates(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     final, feats = xxs.forward_intermediates(x, indices=2, lat=lat, lon=lon, time=time)
     assert final.shape == (2, 105, 108)
     assert [f.shape for f in feats] == [(2, 108, 10, 10)] * 2
@@ -48,7 +41,7 @@ def test_forward_intermediates(xxs: MoEMAEEncoder) -> None:
 
 
 def test_eval_is_deterministic_and_training_routes_stochastically(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch(4)
+    x, lat, lon, time = image_batch(4)
     xxs.eval()
     with torch.no_grad():
         a = xxs.forward_features(x, lat, lon, time)
@@ -64,7 +57,7 @@ def test_eval_is_deterministic_and_training_routes_stochastically(xxs: MoEMAEEnc
 
 
 def test_metadata_changes_embeddings(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     xxs.eval()
     with torch.no_grad():
         with_meta = xxs.forward_features(x, lat, lon, time)
@@ -88,7 +81,7 @@ def test_bad_image_raises(xxs: MoEMAEEncoder, shape: tuple[int, ...], match: str
 
 
 def test_bad_metadata_raises(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     with pytest.raises(ValueError, match=r"'lat' must have shape \(2,\)"):
         xxs.forward_features(x, lat[:1], lon, time)
     with pytest.raises(ValueError, match=r"'time' must have shape \(2,\)"):
@@ -96,7 +89,7 @@ def test_bad_metadata_raises(xxs: MoEMAEEncoder) -> None:
 
 
 def test_autocast_bf16_close_to_fp32(xxs: MoEMAEEncoder) -> None:
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     xxs.eval()
     with torch.no_grad():
         ref = xxs.forward_features(x, lat, lon, time)

@@ -130,13 +130,8 @@ def test_get_model_offline_without_cache_says_what_to_do(monkeypatch: pytest.Mon
     assert isinstance(info.value.__cause__, LocalEntryNotFoundError)
 
 
-def test_get_model_offline_for_real_gives_the_same_message(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("offline_empty_hub_cache")
+def test_get_model_offline_for_real_gives_the_same_message() -> None:
     """With HF_HUB_OFFLINE and an empty cache, the real hf_hub_download fails the same way."""
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"unset HF_HUB_OFFLINE.*|HF_HUB_OFFLINE"):
         get_model("moemae_landsat", WEIGHTS)

@@ -5,20 +5,13 @@ from __future__ import annotations
 import torch
 
 import torchgeo_moemae  # noqa: F401
+from tests.models import image_batch
 from torchgeo_moemae.models import create_mae
-
-
-def _batch(b: int = 2) -> tuple[torch.Tensor, ...]:
-    x = torch.randn(b, 7, 40, 40)
-    lat = torch.linspace(40, 60, b)
-    lon = torch.linspace(-5, 25, b)
-    time = torch.linspace(1.5e9, 1.53e9, b, dtype=torch.float64)
-    return x, lat, lon, time
 
 
 def test_mae_losses_and_full_reconstruction() -> None:
     mae = create_mae("XXS").eval()
-    x, lat, lon, time = _batch()
+    x, lat, lon, time = image_batch()
     out = mae(x, lat, lon, time)
     assert out.pred.shape == out.target.shape == (2, 100, 112)
     assert out.mask.sum(1).tolist() == [75.0, 75.0]

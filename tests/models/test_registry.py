@@ -30,13 +30,8 @@ def test_parameter_counts(name: str) -> None:
     assert _count(create_mae(size)) == mae_params
 
 
-def test_pretrained_offline_without_cache_fails_with_instructions(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+@pytest.mark.usefixtures("offline_empty_hub_cache")
+def test_pretrained_offline_without_cache_fails_with_instructions() -> None:
     with pytest.raises(RuntimeError, match=r"pretrained_cfg_overlay=dict\(file="):
         timm.create_model("moemae_landsat", pretrained=True)
 
