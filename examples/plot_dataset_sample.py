@@ -18,8 +18,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from torchgeo_moemae.datasets import BigEarthNetLS, make_synthetic_bigearthnet_ls
 from torchgeo_moemae.bands import BANDS
+from torchgeo_moemae.datasets import BigEarthNetLS, make_synthetic_bigearthnet_ls
 
 workdir = Path(tempfile.mkdtemp())
 root = make_synthetic_bigearthnet_ls(workdir / "data", num_patches=60, seed=0)
