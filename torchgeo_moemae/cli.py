@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "torchgeo_moemae.probe.cli_probe",
         "fit linear probes on embeddings and report metrics",
     ),
+    "pack": ("torchgeo_moemae._cli_pack", "write dataset splits as memory-mappable packs"),
     "analyze": (
         "torchgeo_moemae.analysis.cli",
         "reconstructions, expert maps, sparsity table, plots",
