@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,22 +151,21 @@ def run_benchmark(
         )
         for dm in (host, on_device):
             dm.setup("fit")
-        assert tiff.train_dataset is not None
-        train = len(tiff.train_dataset)
+        train = len(train_split) // tile
         if train < batch_size:
             raise ValueError(f"{data}: {train} train samples, fewer than a batch ({batch_size})")
         same = identical(tiff, host) and identical(tiff, on_device)
         tiff_samples = 2 * batch_size if quick else 8 * batch_size
         packed_samples = 50 * batch_size if quick else 400 * batch_size
         for dm in (host, on_device):  # warm-up: page cache, device copy
-            rate(lambda e, dm=dm: packed_batches(dm, target, e), batch_size, target)
+            rate(partial(packed_batches, dm, target), batch_size, target)
         timed = {
             "tiff_samples_per_s": rate(lambda e: tiff_batches(tiff, target), tiff_samples, target),
             "packed_samples_per_s": rate(
-                lambda e: packed_batches(host, target, e), packed_samples, target
+                partial(packed_batches, host, target), packed_samples, target
             ),
             "packed_on_device_samples_per_s": rate(
-                lambda e: packed_batches(on_device, target, e), packed_samples, target
+                partial(packed_batches, on_device, target), packed_samples, target
             ),
         }
     rates = {k: wall for k, (wall, _) in timed.items()}

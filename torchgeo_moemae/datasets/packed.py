@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torchgeo.datasets import NonGeoDataset
 from tqdm.auto import tqdm
 
 from .base import LandsatBenchDataset
@@ -228,7 +228,7 @@ def pack_dataset(
     return out
 
 
-class PackedDataset(Dataset[dict[str, Tensor]]):
+class PackedDataset(NonGeoDataset):
     """A pack written by :func:`pack_dataset`, memory-mapped.
 
     ``dataset[i]`` is the same sample as the source dataset's ``[i]`` (``image`` float32 (7, P, P)
