@@ -293,7 +293,9 @@ class PackedDataset(NonGeoDataset):
             )
         if verify and _sha256(path) != entry["sha256"]:
             raise PackError(f"{path}: SHA-256 differs from the manifest's (corrupt file)")
-        return array
+        # A plain ndarray view of the map: np.memmap's Python-level __getitem__ costs more than
+        # the copy itself for a batch-sized gather.
+        return np.asarray(array)
 
     @property
     def image(self) -> np.ndarray:
