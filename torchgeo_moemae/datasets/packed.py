@@ -89,6 +89,20 @@ def _integral(image: Tensor) -> bool:
     return bool((image == image.round()).all() and image.min() >= 0 and image.max() <= UINT16_MAX)
 
 
+def _widen(images: np.ndarray, path: Path, rows: int) -> np.ndarray:
+    """A float32 copy of a uint16 image file (its first ``rows`` written), replacing the file.
+
+    Copied in chunks, so that RAM use stays small whatever the number of rows.
+    """
+    wide_path = path.with_suffix(".float32.npy")
+    wide = np.lib.format.open_memmap(wide_path, mode="w+", dtype=np.float32, shape=images.shape)
+    for start in range(0, rows, 4096):
+        stop = min(start + 4096, rows)
+        wide[start:stop] = images[start:stop]
+    os.replace(wide_path, path)
+    return wide
+
+
 def _write_images(dataset: LandsatBenchDataset, path: Path, progress: bool) -> dict[str, Any]:
     """Write every sample's image to ``path`` (uint16, switching to float32 if needed).
 
@@ -113,11 +127,8 @@ def _write_images(dataset: LandsatBenchDataset, path: Path, progress: bool) -> d
             )
         exact = _integral(image)
         if images.dtype == np.uint16 and not exact:
-            # Keep the samples exact: re-write what is done as float32 and go on in float32.
-            del images
-            done = np.load(path)[:i].astype(np.float32)
-            images = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-            images[:i] = done
+            # Keep the samples exact: go on in float32.
+            images = _widen(images, path, i)
         resized += not exact
         images[i] = image.numpy()
         for key, column in columns.items():
