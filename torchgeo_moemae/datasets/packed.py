@@ -89,7 +89,7 @@ def _integral(image: Tensor) -> bool:
     return bool((image == image.round()).all() and image.min() >= 0 and image.max() <= UINT16_MAX)
 
 
-def _widen(images: np.ndarray, path: Path, rows: int) -> np.ndarray:
+def _widen(images: np.memmap, path: Path, rows: int) -> np.memmap:
     """A float32 copy of a uint16 image file (its first ``rows`` written), replacing the file.
 
     Copied in chunks, so that RAM use stays small whatever the number of rows.
@@ -111,7 +111,7 @@ def _write_images(dataset: LandsatBenchDataset, path: Path, progress: bool) -> d
     """
     first = dataset[0]
     shape = (len(dataset), *first["image"].shape)
-    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=shape)
+    images: np.memmap = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=shape)
     columns: dict[str, list[Tensor]] = {k: [] for k in ("label", "lat", "lon", "time")}
     resized = 0
     bar = tqdm(
