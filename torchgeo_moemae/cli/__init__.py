@@ -42,6 +42,10 @@ COMMANDS: dict[str, Command] = {
     "analyze": Command(
         "torchgeo_moemae.cli.analyze", "reconstructions, expert maps, sparsity table, plots"
     ),
+    "pack": Command(
+        "torchgeo_moemae.cli.pack",
+        "pack dataset splits into memory-mappable arrays for fast loading",
+    ),
 }
 
 

@@ -1,6 +1,12 @@
-"""Lightning datamodules for the Landsat-Bench datasets."""
+"""Lightning datamodules for the Landsat-Bench datasets and for packs of them."""
 
 from .bigearthnet_ls import BigEarthNetLSDataModule
 from .eurosat_ls import EuroSATLSDataModule
+from .packed import PackedBatchSampler, PackedDataModule
 
-__all__ = ["BigEarthNetLSDataModule", "EuroSATLSDataModule"]
+__all__ = [
+    "BigEarthNetLSDataModule",
+    "EuroSATLSDataModule",
+    "PackedBatchSampler",
+    "PackedDataModule",
+]

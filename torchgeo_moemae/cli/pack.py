@@ -1,0 +1,48 @@
+"""``moemae pack``: write Landsat-Bench splits as memory-mappable packs (see :mod:`~torchgeo_moemae.datasets.packed`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .common import CommandError, add_dataset_arguments
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``pack`` options to ``parser``."""
+    add_dataset_arguments(parser)
+    parser.add_argument(
+        "--split", default="train,val,test", help="comma-separated splits (default: all three)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output directory; one pack per split inside"
+    )
+    parser.add_argument("--patch-size", type=int, default=40, help="image size in px")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing packs of other content"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
+    from ..datasets.packed import pack_dataset
+
+    splits = [s.strip() for s in args.split.split(",") if s.strip()]
+    if not splits:
+        raise CommandError("--split names no split")
+    options: dict[str, Any] = {"patch_size": args.patch_size, "on_error": args.on_error}
+    if args.max_fill_fraction is not None:
+        options["max_fill_fraction"] = args.max_fill_fraction
+    for split in splits:
+        path = pack_dataset(
+            args.dataset,
+            args.out / split,
+            split=split,
+            root=args.root,
+            overwrite=args.overwrite,
+            download=args.download,
+            **options,
+        )
+        print(path)
+    return 0
