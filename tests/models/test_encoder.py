@@ -46,11 +46,11 @@ def xxs() -> MoEMAEEncoder:
 def test_forward_shapes_and_pools(xxs: MoEMAEEncoder) -> None:
     x, lat, lon, time = _batch()
     xxs.eval()
-    tokens = xxs.forward_features(x, lat, lon, time)
+    tokens = xxs.forward_features(x, lat=lat, lon=lon, time=time)
     assert tokens.shape == (2, 105, 108)
     torch.testing.assert_close(xxs.forward_head(tokens), tokens[:, 4])
     model = timm.create_model("moemae_landsat_xxs", num_classes=5, global_pool="avg").eval()
-    assert model(x, lat, lon, time).shape == (2, 5)
+    assert model(x, lat=lat, lon=lon, time=time).shape == (2, 5)
     model.reset_classifier(3, "flatten")
     assert model.head.in_features == 105 * 108
     assert model(x).shape == (2, 3)
@@ -71,14 +71,14 @@ def test_eval_is_deterministic_and_training_routes_stochastically(xxs: MoEMAEEnc
     x, lat, lon, time = _batch(4)
     xxs.eval()
     with torch.no_grad():
-        a = xxs.forward_features(x, lat, lon, time)
+        a = xxs.forward_features(x, lat=lat, lon=lon, time=time)
         torch.manual_seed(123)
-        b = xxs.forward_features(x, lat, lon, time)
+        b = xxs.forward_features(x, lat=lat, lon=lon, time=time)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     xxs.train()
     with torch.no_grad():
-        g1 = xxs.forward_encoder(x, lat, lon, time).routing[0].gates
-        g2 = xxs.forward_encoder(x, lat, lon, time).routing[0].gates
+        g1 = xxs.forward_encoder(x, lat=lat, lon=lon, time=time).routing[0].gates
+        g2 = xxs.forward_encoder(x, lat=lat, lon=lon, time=time).routing[0].gates
     xxs.eval()
     assert not torch.equal(g1, g2)
 
@@ -87,9 +87,9 @@ def test_metadata_changes_embeddings(xxs: MoEMAEEncoder) -> None:
     x, lat, lon, time = _batch()
     xxs.eval()
     with torch.no_grad():
-        with_meta = xxs.forward_features(x, lat, lon, time)
+        with_meta = xxs.forward_features(x, lat=lat, lon=lon, time=time)
         without = xxs.forward_features(x)
-        nan = xxs.forward_features(x, lat * float("nan"), lon * float("nan"), time * float("nan"))
+        nan = xxs.forward_features(x, lat=lat * float("nan"), lon=lon * float("nan"), time=time * float("nan"))
     torch.testing.assert_close(without, nan)
     assert not torch.allclose(with_meta, without)
 
@@ -110,18 +110,18 @@ def test_bad_image_raises(xxs: MoEMAEEncoder, shape: tuple[int, ...], match: str
 def test_bad_metadata_raises(xxs: MoEMAEEncoder) -> None:
     x, lat, lon, time = _batch()
     with pytest.raises(ValueError, match=r"'lat' must have shape \(2,\)"):
-        xxs.forward_features(x, lat[:1], lon, time)
+        xxs.forward_features(x, lat=lat[:1], lon=lon, time=time)
     with pytest.raises(ValueError, match=r"'time' must have shape \(2,\)"):
-        xxs.forward_features(x, lat, lon, time.view(2, 1))
+        xxs.forward_features(x, lat=lat, lon=lon, time=time.view(2, 1))
 
 
 def test_autocast_bf16_close_to_fp32(xxs: MoEMAEEncoder) -> None:
     x, lat, lon, time = _batch()
     xxs.eval()
     with torch.no_grad():
-        ref = xxs.forward_features(x, lat, lon, time)
+        ref = xxs.forward_features(x, lat=lat, lon=lon, time=time)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = xxs.forward_features(x, lat, lon, time)
+            low = xxs.forward_features(x, lat=lat, lon=lon, time=time)
     assert torch.isfinite(low).all()
     assert (low.float() - ref).abs().mean() < 0.05
 

@@ -1,0 +1,18 @@
+"""When to run Python-side input checks: in eager mode only, never in a traced or compiled graph."""
+
+from __future__ import annotations
+
+import torch
+from torch.fx._symbolic_trace import is_fx_tracing
+
+__all__ = ["eager_checks_enabled"]
+
+
+def eager_checks_enabled() -> bool:
+    """True in plain eager execution; False under FX tracing or ``torch.compile``.
+
+    Shape, dtype and value checks read tensor metadata or values on the host: FX cannot trace that
+    control flow and ``torch.compile`` would break its graph (or, for value checks, synchronise).
+    The checks therefore guard eager calls, where their messages help, and stay out of graphs.
+    """
+    return not (is_fx_tracing() or torch.compiler.is_compiling())
