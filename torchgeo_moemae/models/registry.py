@@ -52,12 +52,14 @@ MODEL_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_land
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    # ``first_conv`` is left unset on purpose: timm <= 1.0.30 would otherwise drop the 7-band patch
-    # embedding when in_chans != 3 ("Unable to convert"). mean/std are in Landsat C2 L2 DN.
+    # ``first_conv`` lets timm adapt the 7-band patch embedding to another ``in_chans``; timm reads
+    # the source band count from ``input_size`` since 1.0.31 (older releases assumed 3 bands).
+    # mean/std are in Landsat C2 L2 DN.
     return {
         "num_classes": 0,
         "input_size": (len(BANDS), 40, 40),
         "fixed_input_size": True,
+        "first_conv": "patch_embed.proj",
         "mean": BIGEARTHNET_LS_MEAN,
         "std": BIGEARTHNET_LS_STD,
         "classifier": "head",
@@ -87,9 +89,13 @@ def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
+    # features_only: timm's getter wrapper over forward_intermediates, as for its ViTs.
+    feature_cfg = dict(out_indices=kwargs.pop("out_indices", 3), feature_cls="getter")
     model_args = {**MODEL_SIZES[MODEL_VARIANTS[variant.split(".")[0]]], **kwargs}
     if not pretrained:
-        return build_model_with_cfg(MoEMAEEncoder, variant, False, **model_args)
+        return build_model_with_cfg(
+            MoEMAEEncoder, variant, False, feature_cfg=feature_cfg, **model_args
+        )
     load_from, location = _pretrained_source(variant, kwargs)
     how = (
         f"Pass a local file: timm.create_model({variant.split('.')[0]!r}, pretrained=True, "
@@ -100,7 +106,12 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         raise RuntimeError(f"No published weights exist for {variant!r}. {how}.")
     try:
         return build_model_with_cfg(
-            MoEMAEEncoder, variant, True, pretrained_filter_fn=checkpoint_filter_fn, **model_args
+            MoEMAEEncoder,
+            variant,
+            True,
+            pretrained_filter_fn=checkpoint_filter_fn,
+            feature_cfg=feature_cfg,
+            **model_args,
         )
     except (OSError, EntryNotFoundError) as err:
         hint = (
