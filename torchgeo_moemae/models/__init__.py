@@ -13,6 +13,7 @@ from .weights import (
     get_model_weights,
     get_weight,
     list_models,
+    resolve_weights,
 )
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "patchify",
     "random_masking",
     "read_checkpoint",
+    "resolve_weights",
     "unpatchify",
 ]

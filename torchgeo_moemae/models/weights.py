@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import kornia.augmentation as K
 import timm
-import torch
+import torchvision.transforms.v2 as T
+from timm.models._features import FeatureGetterNet
+from torch import nn
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
@@ -28,12 +29,13 @@ __all__ = [
     "get_model_weights",
     "get_weight",
     "list_models",
+    "resolve_weights",
 ]
 
-# Inputs are Landsat 8/9 C2 L2 surface-reflectance DN (SR_B1..SR_B7), 40x40 px.
-_transforms = K.Normalize(
-    mean=torch.tensor(BIGEARTHNET_LS_MEAN), std=torch.tensor(BIGEARTHNET_LS_STD)
-)
+# Inputs are Landsat 8/9 C2 L2 surface-reflectance DN (SR_B1..SR_B7), 40x40 px, as float. As
+# TorchGeo's own weights: torchvision v2 transforms, which take an image (C, H, W) or a batch
+# (B, C, H, W), or a sample dict whose first tensor is the image (other keys pass unchanged).
+_transforms = nn.Sequential(T.Normalize(mean=list(BIGEARTHNET_LS_MEAN), std=list(BIGEARTHNET_LS_STD)))
 
 
 class MoEMAELandsat_Weights(WeightsEnum):
@@ -93,25 +95,50 @@ def get_weight(name: str) -> WeightsEnum:
     raise ValueError(f"{name!r} is not a valid weights name of torchgeo_moemae")
 
 
+def resolve_weights(weights: WeightsEnum | str | Path) -> dict[str, Any] | str | Path:
+    """What to load for a ``weights`` argument, as TorchGeo's models and tasks accept it.
+
+    Args:
+        weights: a weights entry, its full name (``"MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS"``)
+            or a local checkpoint path.
+
+    Returns:
+        The entry's state dict (downloaded via ``torch.hub``) or the path, unchanged.
+
+    Raises:
+        ValueError: a string that is neither an existing path nor a weights name.
+    """
+    if isinstance(weights, str) and not Path(weights).exists():
+        try:
+            weights = get_weight(weights)
+        except ValueError:
+            raise ValueError(
+                f"weights {weights!r} is neither an existing checkpoint path nor a weights name "
+                f"(one of {[str(w) for enum in _MODEL_WEIGHTS.values() for w in enum]})"
+            ) from None
+    if isinstance(weights, WeightsEnum):
+        return weights.get_state_dict(progress=True)
+    return weights
+
+
 def get_model(
     name: str, weights: WeightsEnum | str | Path | None = None, **kwargs: Any
-) -> MoEMAEEncoder:
+) -> MoEMAEEncoder | FeatureGetterNet:
     """Instantiate an encoder, optionally with weights.
 
     Args:
         name: one of :func:`list_models`.
         weights: a weights entry (downloaded via ``torch.hub``), its full name, or a local checkpoint
             path (the authors' ``.pth``, a ``.safetensors`` file or an exported folder).
-        **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``).
+        **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``,
+            ``features_only=True, out_indices=...``: then a timm ``FeatureGetterNet``).
     """
     get_model_weights(name)  # validates the name
     model = timm.create_model(name, **kwargs)
-    assert isinstance(model, MoEMAEEncoder)
-    if isinstance(weights, str) and not Path(weights).exists():
-        weights = get_weight(weights)
-    if isinstance(weights, WeightsEnum):
-        state_dict = weights.get_state_dict(progress=True)
-        load_checkpoint(model, state_dict, strict=model.num_classes == 0)
-    elif weights is not None:
-        load_checkpoint(model, weights, strict=model.num_classes == 0)
+    # features_only wraps the (pruned) encoder: load into it, tolerating the pruned blocks.
+    encoder = model.model if isinstance(model, FeatureGetterNet) else model
+    assert isinstance(encoder, MoEMAEEncoder)
+    if weights is not None:
+        strict = encoder is model and encoder.num_classes == 0
+        load_checkpoint(encoder, resolve_weights(weights), strict=strict)
     return model

@@ -7,8 +7,9 @@ from typing import Any
 
 import timm
 from torch import nn
+from torchvision.models._api import WeightsEnum
 
-from ..models import MoEMAE, MoEMAEEncoder, load_checkpoint
+from ..models import MoEMAE, MoEMAEEncoder, load_checkpoint, resolve_weights
 from ..models.registry import MODEL_VARIANTS
 
 __all__ = ["build_encoder"]
@@ -16,32 +17,40 @@ __all__ = ["build_encoder"]
 _SIZES = {"S": "moemae_landsat", "XS": "moemae_landsat_xs", "XXS": "moemae_landsat_xxs"}
 
 
-def build_encoder(model: str = "moemae_landsat", weights: str | Path | None = None) -> nn.Module:
+def build_encoder(
+    model: str = "moemae_landsat", weights: WeightsEnum | str | Path | None = None
+) -> nn.Module:
     """An encoder without classifier.
 
     Args:
         model: ``"S"``/``"XS"``/``"XXS"``, a ``moemae_landsat*`` timm name, or another timm model
             name (created with ``in_chans=7, num_classes=0``, e.g. ``resnet18``,
             ``vit_small_patch16_224``).
-        weights: for our encoders: an exported folder, ``model.safetensors``, ``mae.safetensors`` or
-            the authors' ``.pth`` (encoder or full-MAE layouts); for timm models: a state dict file.
-            None: random initialisation.
+        weights: for our encoders: a weights entry or its name, an exported folder,
+            ``model.safetensors``, ``mae.safetensors`` or the authors' ``.pth`` (encoder or full-MAE
+            layouts); for timm models: a state dict file, or a TorchGeo weights entry (loaded
+            non-strictly, as TorchGeo's tasks do). None: random initialisation.
     """
     name = _SIZES.get(model.upper(), model)
     if name.split(".")[0] in MODEL_VARIANTS:
         encoder = timm.create_model(name)
         assert isinstance(encoder, MoEMAEEncoder)
         if weights is not None:
+            source = resolve_weights(weights)
             try:
-                load_checkpoint(encoder, weights)
+                load_checkpoint(encoder, source)
             except ValueError as enc_error:
                 mae = MoEMAE(encoder)
                 try:
-                    load_checkpoint(mae, weights)
+                    load_checkpoint(mae, source)
                 except ValueError:
                     raise enc_error from None
         return encoder
     kwargs: dict[str, Any] = {"in_chans": 7, "num_classes": 0}
+    if isinstance(weights, WeightsEnum):
+        encoder = timm.create_model(name, **kwargs)
+        encoder.load_state_dict(weights.get_state_dict(progress=True), strict=False)
+        return encoder
     if weights is not None:
         kwargs["pretrained"] = True
         kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
+from torchvision.models._api import WeightsEnum
 
 from ..models import MoEMAEEncoder
 from ..probe.encoders import build_encoder
@@ -40,7 +41,7 @@ class LinearProbeTask(BaseTask):
     def __init__(
         self,
         model: str = "moemae_landsat",
-        weights: str | None = None,
+        weights: WeightsEnum | str | None = None,
         pool: Pool = "cls",
         num_classes: int = 19,
         task: Literal["multilabel", "multiclass"] = "multilabel",
@@ -52,8 +53,9 @@ class LinearProbeTask(BaseTask):
 
         Args:
             model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or any timm model name.
-            weights: encoder weights (exported folder, ``.safetensors`` or the authors' ``.pth``);
-                None = random initialisation (a baseline). Not saved in the hyper-parameters.
+            weights: encoder weights: a weights entry or its name (as TorchGeo's tasks accept), an
+                exported folder, ``.safetensors`` or the authors' ``.pth``; None = random
+                initialisation (a baseline). Not saved in the hyper-parameters.
             pool: embedding fed to the head.
             num_classes: outputs (19 for BigEarthNet-L, 10 for EuroSAT-L).
             task: ``"multilabel"`` or ``"multiclass"``.
