@@ -9,6 +9,7 @@ import timm
 import torch
 
 import torchgeo_moemae  # noqa: F401
+from torchgeo_moemae.datasets.stats import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from torchgeo_moemae.models import MoEMAEEncoder, create_mae, get_model, get_weight, list_models
 
 # Parameter counts of the authors' sizes (SPEC section 2 and the issue's acceptance list).
@@ -115,6 +116,71 @@ def test_bad_metadata_raises(xxs: MoEMAEEncoder) -> None:
         xxs.forward_features(x, lat=lat, lon=lon, time=time.view(2, 1))
 
 
+def test_nonfinite_pixels_are_refused_naming_the_samples(xxs: MoEMAEEncoder) -> None:
+    x, lat, lon, time = _batch(4)
+    x[1, 2, 3, 4] = float("nan")
+    x[3, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"NaN/inf pixels in samples \[1, 3\].*allow_nonfinite=True"):
+        xxs.forward_features(x, lat=lat, lon=lon, time=time)
+    allowing = timm.create_model("moemae_landsat_xxs", allow_nonfinite=True).eval()
+    with torch.no_grad():
+        tokens = allowing.forward_features(x, lat=lat, lon=lon, time=time)
+    assert torch.isfinite(tokens[0]).all() and not torch.isfinite(tokens[1]).all()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("lat", 200.0, r"'lat' must be in \[-90, 90\] degrees or NaN.*\[200.0\] in samples \[1\]"),
+        ("lat", -90.5, r"'lat' must be in \[-90, 90\]"),
+        ("lon", -181.0, r"'lon' must be in \[-180, 180\]"),
+        ("lat", float("inf"), r"'lat' must be in \[-90, 90\] degrees or NaN \(missing\)"),
+        ("lon", float("-inf"), r"'lon' must be in"),
+        ("time", float("inf"), r"'time' must be finite or NaN"),
+    ],
+)
+def test_out_of_range_or_infinite_metadata_is_refused(
+    xxs: MoEMAEEncoder, field: str, value: float, match: str
+) -> None:
+    x, lat, lon, time = _batch()
+    meta = {"lat": lat, "lon": lon, "time": time}
+    meta[field] = meta[field].clone()
+    meta[field][1] = value
+    with pytest.raises(ValueError, match=match):
+        xxs.forward_features(x, **meta)
+
+
+def test_metadata_limits_and_nan_are_accepted(xxs: MoEMAEEncoder) -> None:
+    x, _, _, time = _batch()
+    lat = torch.tensor([-90.0, float("nan")])
+    lon = torch.tensor([180.0, -180.0])
+    tokens = xxs.eval().forward_features(x, lat=lat, lon=lon, time=time)
+    assert torch.isfinite(tokens).all()
+
+
+def test_float32_time_is_refused(xxs: MoEMAEEncoder) -> None:
+    x, lat, lon, time = _batch()
+    with pytest.raises(TypeError, match=r"'time' is torch.float32.*float64 or int64"):
+        xxs.forward_features(x, lat=lat, lon=lon, time=time.float())
+    as_int = xxs.eval().forward_features(x, lat=lat, lon=lon, time=time.long())
+    torch.testing.assert_close(as_int, xxs.forward_features(x, lat=lat, lon=lon, time=time))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "match"),
+    [
+        (torch.uint8, r"floating-point tensor, got torch.uint8: convert it to float32 and normalise"),
+        (torch.int16, r"got torch.int16: convert it to float32 and normalise"),
+        (torch.float64, r"x is torch.float64 but the model's weights are torch.float32.*x.to"),
+    ],
+)
+def test_wrong_image_dtype_is_refused(
+    xxs: MoEMAEEncoder, dtype: torch.dtype, match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        xxs.forward_features(torch.zeros(2, 7, 40, 40).to(dtype))
+
+
 def test_autocast_bf16_close_to_fp32(xxs: MoEMAEEncoder) -> None:
     x, lat, lon, time = _batch()
     xxs.eval()
@@ -183,3 +249,28 @@ def test_torchgeo_style_api(tmp_path: Path) -> None:
     torch.testing.assert_close(loaded(x), source(x))
     with pytest.raises(ValueError, match="not a valid weights name"):
         get_weight("nope")
+
+
+def test_weights_transforms_take_sample_dicts_like_torchgeo() -> None:
+    transforms = get_weight("MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS").transforms
+    image = torch.full((7, 40, 40), 10_000.0)
+    mean = torch.tensor(BIGEARTHNET_LS_MEAN).view(7, 1, 1)
+    std = torch.tensor(BIGEARTHNET_LS_STD).view(7, 1, 1)
+    expected = (image - mean) / std
+    sample = {"image": image.clone(), "lat": torch.tensor(48.0), "label": torch.tensor([0, 1])}
+    out = transforms(sample)
+    torch.testing.assert_close(out["image"], expected)  # unbatched stays (7, 40, 40)
+    assert torch.equal(out["lat"], sample["lat"]) and torch.equal(out["label"], sample["label"])
+    torch.testing.assert_close(transforms(image.clone()), expected)
+    torch.testing.assert_close(transforms(image.expand(2, -1, -1, -1)), expected.expand(2, -1, -1, -1))
+
+
+def test_get_model_features_only_loads_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = timm.create_model("moemae_landsat_xxs").eval()
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    features = get_model("moemae_landsat_xxs", tmp_path, features_only=True, out_indices=[1]).eval()
+    x = torch.randn(2, 7, 40, 40)
+    _, expected = source.forward_intermediates(x, [1])
+    torch.testing.assert_close(features(x)[0], expected[0])

@@ -182,7 +182,7 @@ class MoEMAEEncoder(nn.Module):
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups for timm's layer-wise lr decay: stem (embeddings), one per block, norm last."""
         return dict(
-            stem=r"^(patch_embed|meta_weight|meta_bias|cls_token|pos_embed)",
+            stem=r"^(?:patch_embed|meta_weight|meta_bias|cls_token|pos_embed)",
             blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))],
         )
 

@@ -91,7 +91,7 @@ def _check_field(name: str, value: Tensor | None, batch_size: int) -> None:
     # NaN means "missing"; anything else must be a real coordinate / timestamp.
     v = value.double()
     limit = _DEGREE_LIMITS.get(name, math.inf)
-    bad = ~torch.isnan(v) & ~(v.abs() <= limit)  # +-inf, or out of range
+    bad = torch.isinf(v) | (v.abs() > limit)  # NaN compares False: stays "missing"
     if bad.any():  # one host synchronisation per field
         idx = bad.nonzero().flatten().tolist()
         what = f"in [-{limit:g}, {limit:g}] degrees" if name in _DEGREE_LIMITS else "finite"
