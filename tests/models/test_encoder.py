@@ -90,7 +90,9 @@ def test_metadata_changes_embeddings(xxs: MoEMAEEncoder) -> None:
     with torch.no_grad():
         with_meta = xxs.forward_features(x, lat=lat, lon=lon, time=time)
         without = xxs.forward_features(x)
-        nan = xxs.forward_features(x, lat=lat * float("nan"), lon=lon * float("nan"), time=time * float("nan"))
+        nan = xxs.forward_features(
+            x, lat=lat * float("nan"), lon=lon * float("nan"), time=time * float("nan")
+        )
     torch.testing.assert_close(without, nan)
     assert not torch.allclose(with_meta, without)
 
@@ -120,7 +122,9 @@ def test_nonfinite_pixels_are_refused_naming_the_samples(xxs: MoEMAEEncoder) -> 
     x, lat, lon, time = _batch(4)
     x[1, 2, 3, 4] = float("nan")
     x[3, 0, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match=r"NaN/inf pixels in samples \[1, 3\].*allow_nonfinite=True"):
+    with pytest.raises(
+        ValueError, match=r"NaN/inf pixels in samples \[1, 3\].*allow_nonfinite=True"
+    ):
         xxs.forward_features(x, lat=lat, lon=lon, time=time)
     allowing = timm.create_model("moemae_landsat_xxs", allow_nonfinite=True).eval()
     with torch.no_grad():
@@ -169,14 +173,15 @@ def test_float32_time_is_refused(xxs: MoEMAEEncoder) -> None:
 @pytest.mark.parametrize(
     ("dtype", "match"),
     [
-        (torch.uint8, r"floating-point tensor, got torch.uint8: convert it to float32 and normalise"),
+        (
+            torch.uint8,
+            r"floating-point tensor, got torch.uint8: convert it to float32 and normalise",
+        ),
         (torch.int16, r"got torch.int16: convert it to float32 and normalise"),
         (torch.float64, r"x is torch.float64 but the model's weights are torch.float32.*x.to"),
     ],
 )
-def test_wrong_image_dtype_is_refused(
-    xxs: MoEMAEEncoder, dtype: torch.dtype, match: str
-) -> None:
+def test_wrong_image_dtype_is_refused(xxs: MoEMAEEncoder, dtype: torch.dtype, match: str) -> None:
     with pytest.raises(TypeError, match=match):
         xxs.forward_features(torch.zeros(2, 7, 40, 40).to(dtype))
 
@@ -262,7 +267,9 @@ def test_weights_transforms_take_sample_dicts_like_torchgeo() -> None:
     torch.testing.assert_close(out["image"], expected)  # unbatched stays (7, 40, 40)
     assert torch.equal(out["lat"], sample["lat"]) and torch.equal(out["label"], sample["label"])
     torch.testing.assert_close(transforms(image.clone()), expected)
-    torch.testing.assert_close(transforms(image.expand(2, -1, -1, -1)), expected.expand(2, -1, -1, -1))
+    torch.testing.assert_close(
+        transforms(image.expand(2, -1, -1, -1)), expected.expand(2, -1, -1, -1)
+    )
 
 
 def test_get_model_features_only_loads_weights(tmp_path: Path) -> None:

@@ -205,7 +205,7 @@ def test_bf16(model: MoEMAEEncoder) -> None:
 
 
 def test_torchscript_is_refused_clearly(model: MoEMAEEncoder) -> None:
-    with pytest.raises(RuntimeError, match="does not support torch.jit.script.*torch.compile"):
+    with pytest.raises(RuntimeError, match=r"does not support torch\.jit\.script.*torch\.compile"):
         torch.jit.script(model)
 
 

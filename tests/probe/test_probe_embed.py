@@ -57,7 +57,9 @@ def test_extract_pools_store_and_determinism(
     batch = dm.aug(batch)
     with torch.no_grad():
         encoder.eval()
-        a = encoder.forward_features(batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"])
+        a = encoder.forward_features(
+            batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"]
+        )
         np.testing.assert_allclose(a[:, 4].numpy(), mem["cls"].features[:4], atol=1e-5)
 
 

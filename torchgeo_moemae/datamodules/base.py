@@ -47,7 +47,9 @@ class LandsatBenchDataModule(NonGeoDataModule):
         """As torchgeo's, plus ``predict``: the test split (its labels are not used)."""
         super().setup(stage)
         if stage == "predict":
-            self.predict_dataset = self.dataset_class(split="test", **self.kwargs)
+            self.predict_dataset = self.dataset_class(  # type: ignore[call-arg]
+                split="test", **self.kwargs
+            )
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
         """torchgeo's loader for ``split``, with ``pin_memory`` as configured."""

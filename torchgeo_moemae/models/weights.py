@@ -35,7 +35,9 @@ __all__ = [
 # Inputs are Landsat 8/9 C2 L2 surface-reflectance DN (SR_B1..SR_B7), 40x40 px, as float. As
 # TorchGeo's own weights: torchvision v2 transforms, which take an image (C, H, W) or a batch
 # (B, C, H, W), or a sample dict whose first tensor is the image (other keys pass unchanged).
-_transforms = nn.Sequential(T.Normalize(mean=list(BIGEARTHNET_LS_MEAN), std=list(BIGEARTHNET_LS_STD)))
+_transforms = nn.Sequential(
+    T.Normalize(mean=list(BIGEARTHNET_LS_MEAN), std=list(BIGEARTHNET_LS_STD))
+)
 
 
 class MoEMAELandsat_Weights(WeightsEnum):
@@ -137,7 +139,9 @@ def get_model(
     model = timm.create_model(name, **kwargs)
     # features_only wraps the (pruned) encoder: load into it, tolerating the pruned blocks.
     encoder = model.model if isinstance(model, FeatureGetterNet) else model
-    assert isinstance(encoder, MoEMAEEncoder)
+    assert isinstance(encoder, MoEMAEEncoder) and isinstance(
+        model, MoEMAEEncoder | FeatureGetterNet
+    )
     if weights is not None:
         strict = encoder is model and encoder.num_classes == 0
         load_checkpoint(encoder, resolve_weights(weights), strict=strict)
