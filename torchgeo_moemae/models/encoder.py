@@ -223,7 +223,7 @@ class MoEMAEEncoder(nn.Module):
         if not x.is_floating_point():
             raise TypeError(
                 f"image x must be a floating-point tensor, got {x.dtype}: convert it to float32 and "
-                "normalise it (the datamodules, or the weights' transforms, do both)"
+                "normalise it (x.float(), then the weights' transforms; the datamodules do both)"
             )
         dtype = self.patch_embed.proj.weight.dtype
         if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
