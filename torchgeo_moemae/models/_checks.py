@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import torch
-from torch.fx._symbolic_trace import is_fx_tracing
+
+try:  # recent torch: is_fx_tracing (older name) logs a warning at its first call
+    from torch.fx._symbolic_trace import is_fx_symbolic_tracing as _is_fx_tracing
+except ImportError:  # pragma: no cover
+    from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
 
 __all__ = ["eager_checks_enabled"]
 
@@ -15,4 +19,4 @@ def eager_checks_enabled() -> bool:
     control flow and ``torch.compile`` would break its graph (or, for value checks, synchronise).
     The checks therefore guard eager calls, where their messages help, and stay out of graphs.
     """
-    return not (is_fx_tracing() or torch.compiler.is_compiling())
+    return not (_is_fx_tracing() or torch.compiler.is_compiling())
