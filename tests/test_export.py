@@ -57,8 +57,8 @@ def test_export_loads_in_timm_exactly(
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "moemae_landsat_xxs"
     assert config["pretrained_cfg"]["input_size"] == [7, 40, 40]
-    # a set first_conv makes timm <= 1.0.30 drop the 7-band patch embedding (SPEC section 7)
-    assert config["pretrained_cfg"].get("first_conv") is None
+    # timm >= 1.0.31 (the floor) adapts this 7-band first conv to another in_chans
+    assert config["pretrained_cfg"]["first_conv"] == "patch_embed.proj"
 
     expected = _outputs(task.model.encoder)
     init = _outputs(timm.create_model("moemae_landsat_xxs"))

@@ -45,7 +45,7 @@ def test_plot_reconstruction_png(mae: torch.nn.Module, tmp_path: Path) -> None:
         images,
         lat=torch.full((5,), 45.0),
         lon=torch.full((5,), 5.0),
-        time=torch.full((5,), 1.5e9),
+        time=torch.full((5,), 1.5e9, dtype=torch.float64),
         num_samples=2,
         seed=0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import save_file
@@ -135,3 +136,14 @@ def test_get_model_offline_for_real_gives_the_same_message() -> None:
     """With HF_HUB_OFFLINE and an empty cache, the real hf_hub_download fails the same way."""
     with pytest.raises(RuntimeError, match=r"unset HF_HUB_OFFLINE.*|HF_HUB_OFFLINE"):
         get_model("moemae_landsat", WEIGHTS)
+
+
+def test_get_model_features_only_loads_weights(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = timm.create_model("moemae_landsat_xxs").eval()
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    features = get_model("moemae_landsat_xxs", tmp_path, features_only=True, out_indices=[1]).eval()
+    x = torch.randn(2, 7, 40, 40)
+    _, expected = source.forward_intermediates(x, [1])
+    torch.testing.assert_close(features(x)[0], expected[0])

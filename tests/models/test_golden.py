@@ -41,8 +41,8 @@ def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> Non
     x, lat, lon, time = _inputs(reference)
     nan = torch.full_like(lat, float("nan"))
     with torch.no_grad():
-        tokens = model.forward_features(x, lat, lon, time)
-        no_meta = model.forward_features(x, nan, nan, nan.double())
+        tokens = model.forward_features(x, lat=lat, lon=lon, time=time)
+        no_meta = model.forward_features(x, lat=nan, lon=nan, time=nan.double())
     np.testing.assert_allclose(tokens.numpy(), reference["encoder_tokens_normed"], atol=ATOL)
     np.testing.assert_allclose(
         no_meta.numpy(), reference["encoder_tokens_normed_no_metadata"], atol=ATOL
@@ -56,7 +56,7 @@ def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> Non
     ).eval()
     with torch.no_grad():
         np.testing.assert_allclose(
-            again.forward_features(x, lat, lon, time).numpy(),
+            again.forward_features(x, lat=lat, lon=lon, time=time).numpy(),
             reference["encoder_tokens_normed"],
             atol=ATOL,
         )

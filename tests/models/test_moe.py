@@ -124,3 +124,16 @@ def test_compiles_without_graph_breaks() -> None:
     )
     out.loss().backward()
     assert torch.isfinite(out.loss())
+
+
+def test_cv_squared_traces_with_fx() -> None:
+    """No Python branch on the element count: FX traces it and the graph keeps the 1-element rule."""
+
+    class CV(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return cv_squared(x)
+
+    graph = torch.fx.symbolic_trace(CV())
+    x = torch.tensor([1.0, 2.0, 3.0])
+    torch.testing.assert_close(graph(x), x.var() / x.mean() ** 2)
+    assert graph(torch.tensor([4.0])) == 0

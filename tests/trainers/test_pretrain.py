@@ -19,8 +19,8 @@ from lightning.pytorch.loggers import CSVLogger
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
-from torchgeo_moemae.models import create_mae
-from torchgeo_moemae.trainers import MoEMAEPretrainTask
+from torchgeo_moemae.models import MoEMAELandsat_Weights, create_mae
+from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
 from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.schedule import WarmupCosine
 
@@ -170,8 +170,8 @@ def test_nan_batch_stops_before_the_update(
     task = MoEMAEPretrainTask(model="XXS")
     snapshot = _Snapshot()
     trainer = make_trainer(tmp_path, max_epochs=1, callbacks=[snapshot], gradient_clip_val=1.0)
-    # sample 6 is in the second batch (batch size 4)
-    with pytest.raises(RuntimeError, match=r"batch 1 \(epoch 0, global step 1\).*samples \[2\]"):
+    # sample 6 is in the second batch (batch size 4); the encoder refuses it before any loss
+    with pytest.raises(ValueError, match=r"NaN/inf pixels in samples \[2\] of the batch"):
         trainer.fit(task, make_loader(n=12, nan_samples=(6,)))
     assert snapshot.state, "the first (finite) batch should have trained"
     for key, value in task.state_dict().items():
@@ -187,6 +187,24 @@ def test_non_finite_weights_are_reported(
         task.model.decoder_pred.bias.fill_(math.inf)
     with pytest.raises(RuntimeError, match="input is finite, so the weights"):
         make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+
+
+def test_test_and_predict_steps(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    task = MoEMAEPretrainTask(model="XXS", log_figures=False)
+    trainer = make_trainer(tmp_path)
+    res = trainer.test(task, make_loader(n=8), verbose=False)[0]
+    assert {"test_loss", "test_loss_masked", "test_loss_visible", "test_loss_moe"} <= set(res)
+    again = trainer.test(task, make_loader(n=8), verbose=False)[0]
+    assert again["test_loss"] == res["test_loss"]  # fixed masking per batch index
+    embeddings = trainer.predict(task, make_loader(n=6, batch_size=4))
+    assert [tuple(e.shape) for e in embeddings] == [(4, 108), (2, 108)]
+    batch = next(iter(make_loader(n=6, batch_size=4)))
+    expected = task.model.encoder.eval().forward_features(
+        batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"]
+    )[:, task.model.encoder.cls_index]
+    torch.testing.assert_close(embeddings[0], expected)
 
 
 # --- initial weights ----------------------------------------------------------------------------
@@ -207,6 +225,27 @@ def test_weights_from_mae_or_encoder_checkpoint(tmp_path: Path) -> None:
     assert "weights" not in full.hparams  # checkpoints must not depend on the file
     with pytest.raises(ValueError, match="does not match"):
         MoEMAEPretrainTask(model="S", weights=str(tmp_path / "mae.safetensors"))
+
+
+def test_weights_enum_member_or_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As TorchGeo's tasks: ``weights`` may be a WeightsEnum member or its name (no download here)."""
+    from safetensors.torch import save_file
+
+    from torchgeo_moemae.models import factory
+
+    source = create_mae("S")
+    save_file(source.state_dict(), tmp_path / "mae.safetensors")
+    monkeypatch.setattr(factory, "download_weights", lambda weights: tmp_path / "mae.safetensors")
+    member = MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS
+    for weights in (member, str(member)):
+        task = MoEMAEPretrainTask(model="S", weights=weights)
+        for key, value in source.state_dict().items():
+            assert torch.equal(task.model.state_dict()[key], value), key
+        probe = LinearProbeTask(model="S", weights=weights)
+        for key, value in source.encoder.state_dict().items():
+            assert torch.equal(probe.encoder.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="not a valid weights name"):
+        MoEMAEPretrainTask(model="S", weights="MoEMAELandsat_Weights.NOPE")
 
 
 # --- resume -------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def expert_contribution_maps(
     ]
     try:
         with eval_mode(enc):
-            out = enc.forward_encoder(images, lat, lon, time)
+            out = enc.forward_encoder(images, lat=lat, lon=lon, time=time)
             maps = {}
             for i in wanted:
                 moe = cast(SwiGLUMoE, enc.blocks[i].moe)
@@ -113,7 +113,7 @@ def routing_maps(
     enc = _encoder(model)
     wanted = _layers(enc, layers)
     with eval_mode(enc):
-        out = enc.forward_encoder(images, lat, lon, time)
+        out = enc.forward_encoder(images, lat=lat, lon=lon, time=time)
     return {i: _grid(enc, out.routing[i].gates, images.shape[0]).float().cpu() for i in wanted}
 
 
@@ -155,14 +155,14 @@ def expert_ablation_maps(
     wanted = _layers(enc, layers)
     p = enc.num_prefix_tokens
     with eval_mode(enc):
-        ref = enc.forward_features(images, lat, lon, time)[:, p:].float()
+        ref = enc.forward_features(images, lat=lat, lon=lon, time=time)[:, p:].float()
         maps = {}
         for i in wanted:
             n_exp = cast(SwiGLUMoE, enc.blocks[i].moe).num_experts
             cols = []
             for e in range(n_exp) if experts is None else experts:
                 with ablate_expert(enc, i, e):
-                    z = enc.forward_features(images, lat, lon, time)[:, p:].float()
+                    z = enc.forward_features(images, lat=lat, lon=lon, time=time)[:, p:].float()
                 cols.append((z - ref).norm(dim=-1))  # (B, L)
             gh, gw = enc.grid_size
             maps[i] = torch.stack(cols, 1).reshape(images.shape[0], -1, gh, gw).cpu()

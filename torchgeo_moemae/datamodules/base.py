@@ -18,7 +18,8 @@ class LandsatBenchDataModule(NonGeoDataModule):
     On the device, every batch is z-scored per band with the subclass's ``mean``/``std`` (DN);
     with ``augment`` the train batches are also randomly flipped. The kornia pipeline uses
     ``data_keys=None``: ``image`` is transformed, while ``label``, ``lat``, ``lon`` and ``time``
-    pass through unchanged (flips do not move a patch's location or date).
+    pass through unchanged (flips do not move a patch's location or date). ``predict``
+    (``torchgeo predict``) runs on the test split.
     """
 
     def __init__(
@@ -40,6 +41,14 @@ class LandsatBenchDataModule(NonGeoDataModule):
                 K.RandomVerticalFlip(),
                 data_keys=None,
                 keepdim=True,
+            )
+
+    def setup(self, stage: str) -> None:
+        """As torchgeo's, plus ``predict``: the test split (its labels are not used)."""
+        super().setup(stage)
+        if stage == "predict":
+            self.predict_dataset = self.dataset_class(  # type: ignore[call-arg]
+                split="test", **self.kwargs
             )
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:

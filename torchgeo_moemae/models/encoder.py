@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from timm.layers import PatchEmbed, to_2tuple, trunc_normal_
+from timm.models import checkpoint
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
+from ._checks import eager_checks_enabled
 from .block import MoEBlock
 from .metadata import METADATA_FIELDS, encode_metadata
 from .moe import MoEAux
 
 __all__ = ["EncoderOutput", "MoEMAEEncoder", "expert_schedule", "hidden_schedule"]
 
-GlobalPool = Literal["token", "avg", "flatten"]
+# FX records encode_metadata as one call: a traced graph then accepts None or tensors for the
+# metadata (the Python branches on None run at call time) and keeps its eager input checks.
+torch.fx.wrap("encode_metadata")
+
+GlobalPool = Literal["", "token", "avg", "flatten"]
+_GLOBAL_POOLS = ("", "token", "avg", "flatten")
 
 
 def expert_schedule(depth: int, min_experts: int = 3, stages: int = 3) -> list[int]:
@@ -77,8 +84,16 @@ class MoEMAEEncoder(nn.Module):
         top_k: experts per token.
         moe_drop: dropout on the MoE outputs.
         num_classes: classifier outputs (0: no head, ``forward`` returns pooled features).
-        global_pool: ``"token"`` (CLS), ``"avg"`` (mean of all tokens) or ``"flatten"`` (all tokens).
+        global_pool: ``"token"`` (CLS), ``"avg"`` (mean of all tokens), ``"flatten"`` (all tokens
+            as one vector) or ``""`` (no pooling: the ``(B, 5 + L, C)`` tokens, as timm's ViTs).
         head_drop: dropout before the classifier.
+        allow_nonfinite: let NaN/inf pixels through instead of raising (their tokens become NaN).
+
+    The forward methods take the metadata as keyword arguments only (``lat=``, ``lon=``,
+    ``time=``), so timm's positional signatures are unchanged. Inputs are checked in eager mode
+    (shape, dtype, finite pixels, metadata ranges; see :func:`~torchgeo_moemae.models.encode_metadata`);
+    the checks are skipped under FX tracing and ``torch.compile``. ``torch.jit.script`` is not
+    supported (refused with a message): use ``torch.compile`` or FX instead.
     """
 
     num_prefix_tokens = len(METADATA_FIELDS) + 1
@@ -101,8 +116,11 @@ class MoEMAEEncoder(nn.Module):
         num_classes: int = 0,
         global_pool: GlobalPool = "token",
         head_drop: float = 0.0,
+        allow_nonfinite: bool = False,
     ) -> None:
         super().__init__()
+        self.allow_nonfinite = allow_nonfinite
+        self.grad_checkpointing = False
         self.img_size: tuple[int, int] = to_2tuple(img_size)
         self.in_chans = in_chans
         self.patch_size = patch_size
@@ -146,10 +164,32 @@ class MoEMAEEncoder(nn.Module):
             return self.embed_dim * (self.num_prefix_tokens + self.num_patches)
         return self.embed_dim
 
+    def __prepare_scriptable__(self) -> MoEMAEEncoder:
+        # Called by torch.jit.script before compiling: refuse with a clear message instead of a
+        # TorchScript frontend error deep inside the MoE routing or the metadata encoding.
+        raise RuntimeError(
+            f"{type(self).__name__} does not support torch.jit.script (data-dependent expert "
+            "routing and metadata encoding are not TorchScript code); use torch.compile, "
+            "torch.fx.symbolic_trace or timm.models.create_feature_extractor instead"
+        )
+
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
         """Parameters exempt from weight decay (besides norms and biases)."""
         return {"pos_embed", "cls_token", "meta_bias"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for timm's layer-wise lr decay: stem (embeddings), one per block, norm last."""
+        return dict(
+            stem=r"^(?:patch_embed|meta_weight|meta_bias|cls_token|pos_embed)",
+            blocks=[(r"^blocks\.(\d+)", None), (r"^norm", (99999,))],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = enable
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
@@ -159,9 +199,9 @@ class MoEMAEEncoder(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: GlobalPool | None = None) -> None:
         """Replace the head with a fresh ``Linear(head_hidden_size, num_classes)`` (Identity if 0)."""
         if global_pool is not None:
-            if global_pool not in ("token", "avg", "flatten"):
+            if global_pool not in _GLOBAL_POOLS:
                 raise ValueError(
-                    f"global_pool must be 'token', 'avg' or 'flatten', got {global_pool!r}"
+                    f"global_pool must be '', 'token', 'avg' or 'flatten', got {global_pool!r}"
                 )
             self.global_pool = global_pool
         self.num_classes = num_classes
@@ -173,17 +213,38 @@ class MoEMAEEncoder(nn.Module):
 
     # ----------------------------------------------------------------------------- input checks
     def _check_image(self, x: Tensor) -> None:
+        """Shape, dtype and finiteness of the image batch (eager mode only)."""
         h, w = self.img_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_chans, h, w):
             raise ValueError(
                 f"expected an image batch of shape (B, {self.in_chans}, {h}, {w}) "
                 f"({self.in_chans} Landsat bands at {h}x{w} px), got {tuple(x.shape)}"
             )
+        if not x.is_floating_point():
+            raise TypeError(
+                f"image x must be a floating-point tensor, got {x.dtype}: convert it to float32 and "
+                "normalise it (x.float(), then the weights' transforms; the datamodules do both)"
+            )
+        dtype = self.patch_embed.proj.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(
+                f"image x is {x.dtype} but the model's weights are {dtype}: convert it with "
+                f"x.to({dtype}) (float32 normalised reflectance unless you converted the model)"
+            )
+        if not self.allow_nonfinite:
+            bad = ~torch.isfinite(x).flatten(1).all(1)
+            if bad.any():  # one host synchronisation per eager forward
+                raise ValueError(
+                    f"image x has NaN/inf pixels in samples {bad.nonzero().flatten().tolist()} of the "
+                    "batch: fill or drop them, or build the encoder with allow_nonfinite=True to let "
+                    "them through (their tokens are then NaN)"
+                )
 
     # ----------------------------------------------------------------------------- embedding
     def embed(
         self,
         x: Tensor,
+        *,
         lat: Tensor | None = None,
         lon: Tensor | None = None,
         time: Tensor | None = None,
@@ -197,7 +258,8 @@ class MoEMAEEncoder(nn.Module):
         Returns:
             ``prefix (B, 5, C)`` (metadata + CLS) and ``patches (B, L, C)``.
         """
-        self._check_image(x)
+        if eager_checks_enabled():
+            self._check_image(x)
         b = x.shape[0]
         patches = self.patch_embed(x) + self.pos_embed[:, self.num_prefix_tokens :]
         meta = encode_metadata(lat, lon, time, b, device=x.device, dtype=self.meta_weight.dtype)
@@ -205,11 +267,18 @@ class MoEMAEEncoder(nn.Module):
         prefix = torch.cat([meta_tokens.to(patches.dtype), self.cls_token.expand(b, -1, -1)], dim=1)
         return prefix + self.pos_embed[:, : self.num_prefix_tokens], patches
 
+    def _run_block(self, block: nn.Module, tokens: Tensor) -> tuple[Tensor, MoEAux]:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            # Non-reentrant checkpointing keeps gradients through the routing outputs (the
+            # balancing loss) and replays the gate noise from the saved RNG state.
+            return checkpoint(block, tokens, use_reentrant=False)
+        return block(tokens)
+
     def forward_tokens(self, tokens: Tensor) -> EncoderOutput:
         """Run the blocks and the final norm on ``(B, N, C)`` embedded tokens."""
         routing = []
         for block in self.blocks:
-            tokens, aux = block(tokens)
+            tokens, aux = self._run_block(block, tokens)
             routing.append(aux)
         moe_loss = torch.stack([aux.loss for aux in routing]).sum()
         return EncoderOutput(self.norm(tokens), moe_loss, routing)
@@ -217,13 +286,14 @@ class MoEMAEEncoder(nn.Module):
     def forward_encoder(
         self,
         x: Tensor,
+        *,
         lat: Tensor | None = None,
         lon: Tensor | None = None,
         time: Tensor | None = None,
         ids_keep: Tensor | None = None,
     ) -> EncoderOutput:
         """Encode an image, optionally keeping only the patches ``ids_keep`` ``(B, L)`` (MAE masking)."""
-        prefix, patches = self.embed(x, lat, lon, time)
+        prefix, patches = self.embed(x, lat=lat, lon=lon, time=time)
         if ids_keep is not None:
             patches = torch.gather(
                 patches, 1, ids_keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1])
@@ -233,12 +303,13 @@ class MoEMAEEncoder(nn.Module):
     def forward_features(
         self,
         x: Tensor,
+        *,
         lat: Tensor | None = None,
         lon: Tensor | None = None,
         time: Tensor | None = None,
     ) -> Tensor:
         """``(B, in_chans, H, W) -> (B, 5 + L, C)`` tokens after the final LayerNorm."""
-        return self.forward_encoder(x, lat, lon, time).tokens
+        return self.forward_encoder(x, lat=lat, lon=lon, time=time).tokens
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool ``(B, N, C)`` tokens per :attr:`global_pool` and apply the classifier."""
@@ -246,7 +317,7 @@ class MoEMAEEncoder(nn.Module):
             x = x[:, self.cls_index]
         elif self.global_pool == "avg":
             x = x.mean(dim=1)
-        else:
+        elif self.global_pool == "flatten":
             x = x.flatten(1)
         x = self.head_drop(x)
         return x if pre_logits else self.head(x)
@@ -254,47 +325,55 @@ class MoEMAEEncoder(nn.Module):
     def forward(
         self,
         x: Tensor,
+        *,
         lat: Tensor | None = None,
         lon: Tensor | None = None,
         time: Tensor | None = None,
     ) -> Tensor:
-        """Pooled features (``num_classes=0``) or logits, ``(B, num_classes or head_hidden_size)``."""
-        return self.forward_head(self.forward_features(x, lat, lon, time))
+        """Pooled features (``num_classes=0``) or logits, ``(B, num_classes or head_hidden_size)``.
+
+        With ``global_pool=""`` the result keeps the token axis: ``(B, 5 + L, num_classes or C)``.
+        """
+        return self.forward_head(self.forward_features(x, lat=lat, lon=lon, time=time))
 
     def forward_intermediates(
         self,
         x: Tensor,
         indices: int | list[int] | None = None,
-        lat: Tensor | None = None,
-        lon: Tensor | None = None,
-        time: Tensor | None = None,
         return_prefix_tokens: bool = False,
         norm: bool = False,
         stop_early: bool = False,
         output_fmt: str = "NCHW",
         intermediates_only: bool = False,
+        *,
+        lat: Tensor | None = None,
+        lon: Tensor | None = None,
+        time: Tensor | None = None,
     ) -> list[Tensor] | tuple[Tensor, list[Tensor]] | list[tuple[Tensor, Tensor]]:
         """Features of intermediate blocks, timm style.
+
+        The positional arguments are those of timm's ``VisionTransformer.forward_intermediates``;
+        metadata is keyword-only.
 
         Args:
             x: image ``(B, in_chans, H, W)``.
             indices: last n blocks if int, all if None, else the given block indices.
-            lat, lon, time: metadata as in :meth:`forward_features`.
             return_prefix_tokens: also return the 5 prefix tokens ``(B, 5, C)`` of each intermediate.
             norm: apply the final norm to the intermediates.
             stop_early: stop after the last requested block.
             output_fmt: ``"NCHW"`` (patch grid ``(B, C, 10, 10)``) or ``"NLC"`` (``(B, L, C)``).
             intermediates_only: return only the intermediates.
+            lat, lon, time: metadata as in :meth:`forward_features`.
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        prefix, patches = self.embed(x, lat, lon, time)
+        prefix, patches = self.embed(x, lat=lat, lon=lon, time=time)
         tokens = torch.cat([prefix, patches], dim=1)
         blocks = self.blocks[: max_index + 1] if stop_early else self.blocks
         intermediates = []
         for i, block in enumerate(blocks):
-            tokens, _ = block(tokens)
+            tokens, _ = self._run_block(block, tokens)
             if i in take_indices:
                 intermediates.append(self.norm(tokens) if norm else tokens)
         b = x.shape[0]
@@ -311,7 +390,7 @@ class MoEMAEEncoder(nn.Module):
             return outs
         if stop_early and max_index < len(self.blocks) - 1:
             for block in self.blocks[max_index + 1 :]:
-                tokens, _ = block(tokens)
+                tokens, _ = self._run_block(block, tokens)
         return self.norm(tokens), outs
 
     def prune_intermediate_layers(

@@ -228,11 +228,13 @@ def create_encoder(
     arch, source = _resolve_weights(weights)
     name = _pick_name(model, weights, arch)
     if _is_moemae(name):
-        ours = timm.create_model(name, **kwargs)
+        built = timm.create_model(name, **kwargs)
+        # features_only wraps the (possibly pruned) encoder in timm's getter net, as ``.model``
+        ours = built if isinstance(built, MoEMAEEncoder) else getattr(built, "model", None)
         assert isinstance(ours, MoEMAEEncoder)
-        if source is not None:  # a classifier head is not in the checkpoints: load the rest
-            load_checkpoint(ours, source, strict=ours.num_classes == 0)
-        return ours
+        if source is not None:  # a classifier head or pruned blocks are not loaded strictly
+            load_checkpoint(ours, source, strict=ours is built and ours.num_classes == 0)
+        return built
     options: dict[str, Any] = {"in_chans": 7, "num_classes": 0, **kwargs}
     if isinstance(source, Mapping):
         encoder = timm.create_model(name, **options)
@@ -282,16 +284,18 @@ def create_mae(
     return mae
 
 
-def get_model(name: str, weights: Weights | None = None, **kwargs: Any) -> MoEMAEEncoder:
+def get_model(name: str, weights: Weights | None = None, **kwargs: Any) -> nn.Module:
     """Instantiate an encoder by its timm name, optionally with weights (torchgeo's ``get_model``).
 
     Args:
         name: one of :func:`~torchgeo_moemae.models.list_models`.
         weights: a weights entry or its full name (Hugging Face cache, ``HF_HUB_OFFLINE`` honoured),
             or a local checkpoint (the authors' ``.pth``, a ``.safetensors`` file, an export folder).
-        **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``).
+        **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``,
+            ``features_only=True, out_indices=...``: then timm's feature wrapper around the encoder).
+
+    Returns:
+        a :class:`MoEMAEEncoder`, or timm's ``FeatureGetterNet`` with ``features_only=True``.
     """
     get_model_weights(name)  # validates the name
-    encoder = create_encoder(name, weights, **kwargs)
-    assert isinstance(encoder, MoEMAEEncoder)
-    return encoder
+    return create_encoder(name, weights, **kwargs)

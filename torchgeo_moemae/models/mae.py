@@ -198,7 +198,7 @@ class MoEMAE(nn.Module):
         else:
             mask = torch.ones(b, self.num_patches, device=x.device)
             mask.scatter_(1, ids_keep, 0.0)
-        enc = self.encoder.forward_encoder(x, lat, lon, time, ids_keep=ids_keep)
+        enc = self.encoder.forward_encoder(x, lat=lat, lon=lon, time=time, ids_keep=ids_keep)
         pred = self.forward_decoder(enc.tokens, ids_restore)
         target = patchify(x, self.patch_size)
         err = (pred.float() - target.float()).pow(2).sum(-1)  # (B, L)

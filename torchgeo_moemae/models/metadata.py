@@ -3,9 +3,12 @@
 Conventions (shared by the datasets, the model and the docs):
 
 * ``lat``, ``lon``: degrees, tensors of shape ``(B,)``.
-* ``time``: POSIX seconds, UTC, shape ``(B,)``; use float64 so that minutes survive.
+* ``time``: POSIX seconds, UTC, shape ``(B,)``, float64 or int64 (float32 is refused: its steps
+  are 128 s near 1.5e9, which puts ~3% of timestamps in the wrong hour).
 * NaN marks a missing value for one sample; ``None`` marks it missing for the whole batch.
   A missing value is encoded as the pair ``(0, 0)``, exactly as the authors' model saw EuroSAT.
+* Latitudes outside [-90, 90], longitudes outside [-180, 180] and infinite values are refused
+  (checked in eager mode; FX tracing and ``torch.compile`` skip the checks).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from ._checks import eager_checks_enabled
 
 __all__ = ["METADATA_FIELDS", "encode_metadata", "iso_week_and_utc_hour"]
 
@@ -63,6 +68,10 @@ def iso_week_and_utc_hour(time: Tensor) -> tuple[Tensor, Tensor]:
     return week, hour
 
 
+#: Largest absolute value of each angular field, in degrees.
+_DEGREE_LIMITS = {"lat": 90.0, "lon": 180.0}
+
+
 def _check_field(name: str, value: Tensor | None, batch_size: int) -> None:
     if value is None:
         return
@@ -73,6 +82,22 @@ def _check_field(name: str, value: Tensor | None, batch_size: int) -> None:
     if value.shape != (batch_size,):
         raise ValueError(
             f"metadata {name!r} must have shape ({batch_size},) to match the image batch, got {tuple(value.shape)}"
+        )
+    if name == "time" and value.is_floating_point() and value.dtype != torch.float64:
+        raise TypeError(
+            f"metadata 'time' is {value.dtype}: pass POSIX seconds as float64 or int64 "
+            "(float32 steps are 128 s near 1.5e9, so the hour of ~3% of timestamps would be wrong)"
+        )
+    # NaN means "missing"; anything else must be a real coordinate / timestamp.
+    v = value.double()
+    limit = _DEGREE_LIMITS.get(name, math.inf)
+    bad = torch.isinf(v) | (v.abs() > limit)  # NaN compares False: stays "missing"
+    if bad.any():  # one host synchronisation per field
+        idx = bad.nonzero().flatten().tolist()
+        what = f"in [-{limit:g}, {limit:g}] degrees" if name in _DEGREE_LIMITS else "finite"
+        raise ValueError(
+            f"metadata {name!r} must be {what} or NaN (missing), got {v[idx].tolist()} in samples "
+            f"{idx}: fix the values, or pass NaN where they are unknown"
         )
 
 
@@ -105,9 +130,16 @@ def encode_metadata(
 
     Returns:
         ``(B, 4, 2)`` in the order of :data:`METADATA_FIELDS`; missing entries are ``(0, 0)``.
+
+    Raises:
+        ValueError: (eager mode) a wrong shape, a latitude outside [-90, 90] or a longitude
+            outside [-180, 180] degrees, or an infinite value (use NaN for "missing").
+        TypeError: (eager mode) a non-tensor field or a ``time`` that is neither float64 nor an
+            integer type.
     """
-    for name, value in (("lat", lat), ("lon", lon), ("time", time)):
-        _check_field(name, value, batch_size)
+    if eager_checks_enabled():
+        for name, value in (("lat", lat), ("lon", lon), ("time", time)):
+            _check_field(name, value, batch_size)
     if device is None:
         device = next((v.device for v in (lat, lon, time) if v is not None), torch.device("cpu"))
 

@@ -9,15 +9,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import eager_checks_enabled
+
 __all__ = ["MoEAux", "NoisyTopKGate", "SwiGLUMoE", "cv_squared"]
 
 
 def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
-    """Squared coefficient of variation ``var(x) / mean(x)^2`` of a 1-D tensor (0 for one element)."""
-    if x.numel() <= 1:
-        return x.new_zeros(())
+    """Squared coefficient of variation ``var(x) / mean(x)^2`` of a 1-D tensor (0 for one element).
+
+    Branch-free (the element count is a tensor), so FX can trace it and compiled graphs do not
+    specialise on it; equals ``x.var() / (x.mean() ** 2 + eps)`` for two or more elements.
+    """
     x = x.float()
-    return x.var() / (x.mean() ** 2 + eps)
+    n = torch.ones_like(x).sum()
+    mean = x.sum() / n
+    var = (x - mean).pow(2).sum() / (n - 1).clamp_min(1)
+    return var / (mean**2 + eps)
 
 
 @dataclass
@@ -191,7 +198,8 @@ class SwiGLUMoE(nn.Module):
         aux = self.gate(tokens)
         dispatch = self.dispatch
         if dispatch == "auto":
-            eager_cpu = tokens.device.type == "cpu" and not torch.compiler.is_compiling()
+            # Eager check first: under FX the device is a Proxy and cannot be compared.
+            eager_cpu = eager_checks_enabled() and tokens.device.type == "cpu"
             dispatch = "routed" if eager_cpu else "fused"
         impl = {"routed": self._routed, "fused": self._fused, "loop": self._loop}[dispatch]
         out = impl(tokens, aux.gates)

@@ -56,12 +56,14 @@ MODEL_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_land
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    # ``first_conv`` is left unset on purpose: timm <= 1.0.30 would otherwise drop the 7-band patch
-    # embedding when in_chans != 3 ("Unable to convert"). mean/std are in Landsat C2 L2 DN.
+    # ``first_conv`` lets timm adapt the 7-band patch embedding to another ``in_chans``; timm reads
+    # the source band count from ``input_size`` since 1.0.31 (older releases assumed 3 bands).
+    # mean/std are in Landsat C2 L2 DN.
     return {
         "num_classes": 0,
         "input_size": (len(BANDS), 40, 40),
         "fixed_input_size": True,
+        "first_conv": "patch_embed.proj",
         "mean": BIGEARTHNET_LS_MEAN,
         "std": BIGEARTHNET_LS_STD,
         "classifier": "head",
@@ -121,9 +123,13 @@ def _pretrained_location(cfg: dict[str, Any]) -> tuple[str, str]:
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
     name = variant.split(".")[0]
+    # features_only: timm's getter wrapper over forward_intermediates, as for its ViTs.
+    feature_cfg = dict(out_indices=kwargs.pop("out_indices", 3), feature_cls="getter")
     model_args = {**MODEL_SIZES[MODEL_VARIANTS[name]], **kwargs}
     if not pretrained:
-        return build_model_with_cfg(MoEMAEEncoder, variant, False, **model_args)
+        return build_model_with_cfg(
+            MoEMAEEncoder, variant, False, feature_cfg=feature_cfg, **model_args
+        )
     overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
     cfg = resolve_pretrained_cfg(
         variant, pretrained_cfg=kwargs.get("pretrained_cfg"), pretrained_cfg_overlay=overlay
@@ -139,7 +145,12 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         model_args["pretrained_cfg_overlay"] = overlay
     try:
         return build_model_with_cfg(
-            MoEMAEEncoder, variant, True, pretrained_filter_fn=checkpoint_filter_fn, **model_args
+            MoEMAEEncoder,
+            variant,
+            True,
+            pretrained_filter_fn=checkpoint_filter_fn,
+            feature_cfg=feature_cfg,
+            **model_args,
         )
     except (OSError, EntryNotFoundError) as err:
         hint = hub_hint() if load_from == "hf-hub" else ""

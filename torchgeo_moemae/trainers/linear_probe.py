@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
+from torchvision.models._api import WeightsEnum
 
 from ..models import create_encoder
 from ..probe.featurizer import Featurizer, Pool, check_pool
@@ -39,7 +40,7 @@ class LinearProbeTask(BaseTask):
     def __init__(
         self,
         model: str | None = None,
-        weights: str | None = None,
+        weights: WeightsEnum | str | None = None,
         pool: Pool = "cls",
         prenorm: bool | None = None,
         num_classes: int = 19,
@@ -52,10 +53,10 @@ class LinearProbeTask(BaseTask):
 
         Args:
             model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or any timm model name; None:
-                the architecture an exported ``weights`` folder records, else ``moemae_landsat``.
-            weights: encoder weights (exported folder, ``.safetensors``, the authors' ``.pth`` or a
-                weights name); None = random initialisation (a baseline). Not saved in the
-                hyper-parameters.
+                the architecture the weights record, else ``moemae_landsat``.
+            weights: encoder weights: a weights entry or its name (as TorchGeo's tasks accept), an
+                exported folder, ``.safetensors`` or the authors' ``.pth``; None = random
+                initialisation (a baseline). Not saved in the hyper-parameters.
             pool: embedding fed to the head.
             prenorm: tokens before the final LayerNorm; None (default): the paper's protocol (see
                 :class:`~torchgeo_moemae.probe.Featurizer`).

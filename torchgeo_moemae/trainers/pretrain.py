@@ -12,6 +12,7 @@ from timm.optim import param_groups_weight_decay
 from torch import Tensor
 from torch.optim import AdamW
 from torchgeo.trainers import BaseTask
+from torchvision.models._api import WeightsEnum
 
 from ..export import export_encoder
 from ..models import MAEOutput, MoEAux, create_mae
@@ -44,6 +45,9 @@ class MoEMAEPretrainTask(BaseTask):
     synchronisation per step) and stops with an error naming the batch otherwise, before
     ``backward`` can write NaNs into the weights.
 
+    ``torchgeo test`` logs the same losses on the test split (``test_*``) and ``torchgeo predict``
+    returns the encoder's CLS embeddings ``(B, C)`` per batch.
+
     Logged: ``train_loss``/``val_loss`` (total), ``*_loss_masked``, ``*_loss_visible``,
     ``*_loss_moe``, ``lr``, and per epoch ``train_util/layer{i}/expert{e}`` (fraction of routing
     slots per expert). At validation, a reconstruction figure (original / full / masked input /
@@ -65,7 +69,7 @@ class MoEMAEPretrainTask(BaseTask):
         warmup_fraction: float = 0.05,
         min_lr: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
-        weights: str | None = None,
+        weights: WeightsEnum | str | None = None,
         log_figures: bool = True,
     ) -> None:
         """Initialize a new MoEMAEPretrainTask.
@@ -80,8 +84,10 @@ class MoEMAEPretrainTask(BaseTask):
             warmup_fraction: fraction of all optimiser steps spent in linear warm-up.
             min_lr: learning rate at the end of the cosine decay.
             betas: AdamW betas (the paper states none; these are torch's defaults).
-            weights: initial weights: a full MAE checkpoint (the authors' ``.pth``, ``mae.safetensors``)
-                or an encoder-only one (``model.safetensors``; the decoder then starts from scratch).
+            weights: initial weights: a weights entry or its name (e.g.
+                ``"MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS"``, the authors' full MAE), or a
+                path to a full MAE checkpoint (the authors' ``.pth``, ``mae.safetensors``) or an
+                encoder-only one (``model.safetensors``; the decoder then starts from scratch).
                 Not saved in the hyper-parameters, so Lightning checkpoints never depend on the file.
             log_figures: log a reconstruction figure at each validation.
         """
@@ -188,13 +194,16 @@ class MoEMAEPretrainTask(BaseTask):
                     )
         return loss
 
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Validation loss with a fixed masking per batch index (comparable across epochs)."""
-        x = batch["image"]
+    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> None:
+        """Loss with a fixed masking per batch index (comparable across epochs and runs)."""
         gen = torch.Generator().manual_seed(batch_idx)
         out = self(batch, mask_ratio=self.hparams["mask_ratio"], generator=gen)
         loss = out.loss(self.hparams["alpha"], self.hparams["beta"])
-        self._log_losses("val", out, loss, x.shape[0])
+        self._log_losses(stage, out, loss, batch["image"].shape[0])
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Validation loss with a fixed masking per batch index (comparable across epochs)."""
+        self._evaluate(batch, batch_idx, "val")
         if (
             batch_idx == 0
             and self.hparams["log_figures"]
@@ -202,6 +211,15 @@ class MoEMAEPretrainTask(BaseTask):
             and self.trainer.is_global_zero
         ):
             self.log_reconstruction(batch)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Masked reconstruction losses on the test split (``test_loss``, ``test_loss_*``)."""
+        self._evaluate(batch, batch_idx, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Embeddings: the encoder's CLS token after the final norm, ``(B, C)``, no masking."""
+        tokens = self.model.encoder.forward_features(batch["image"], **self._metadata(batch))
+        return tokens[:, self.model.encoder.cls_index]
 
     def log_reconstruction(self, batch: dict[str, Tensor]) -> Path:
         """Plot original / full / masked reconstructions; send to the logger and save a PNG."""

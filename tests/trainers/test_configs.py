@@ -1,0 +1,85 @@
+"""Every shipped config runs through ``torchgeo fit|validate|test|predict`` on small fake data (CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightning.pytorch import LightningModule
+from torchgeo.main import main as torchgeo_main
+
+from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
+from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = [
+    *sorted((REPO / "configs").glob("*.yaml")),
+    REPO / "examples" / "quickstart.yaml",
+    REPO / "torchgeo_moemae" / "configs" / "quickstart.yaml",
+]
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Fake BigEarthNet-L (via the package's generator) and EuroSAT-L (the tests' generator)."""
+    ben = make_synthetic_bigearthnet_ls(tmp_path_factory.mktemp("ben") / "data", num_patches=24)
+    path = REPO / "tests" / "data" / "eurosat_ls" / "data.py"
+    spec = importlib.util.spec_from_file_location("fake_eurosat_ls_data", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    eurosat = tmp_path_factory.mktemp("eurosat") / "data"
+    module.make_eurosat_ls(eurosat, archive=False)
+    return {"BigEarthNetLSDataModule": ben, "EuroSATLSDataModule": eurosat}
+
+
+def test_every_config_is_listed() -> None:
+    names = {p.relative_to(REPO).as_posix() for p in CONFIGS}
+    assert {"configs/pretrain_bigearthnet_ls.yaml", "examples/quickstart.yaml"} <= names
+    assert all(p.is_file() for p in CONFIGS)
+
+
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict"])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_torchgeo_cli_runs_config(
+    config: Path,
+    command: str,
+    roots: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = config.read_text()
+    datamodule = next(name for name in roots if name in text)
+    monkeypatch.chdir(tmp_path)
+    args = [
+        command,
+        "--config",
+        str(config),
+        f"--data.init_args.root={roots[datamodule]}",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.strategy=auto",
+        "--trainer.fast_dev_run=1",
+        "--trainer.enable_progress_bar=false",
+    ]
+    if "pin_memory" in text:
+        args.append("--data.init_args.pin_memory=false")
+    if "MoEMAEPretrainTask" in text:
+        args.append("--model.init_args.log_figures=false")
+    # fast_dev_run logs and saves nothing: record the steps that ran instead.
+    task = MoEMAEPretrainTask if "MoEMAEPretrainTask" in text else LinearProbeTask
+    step = {"fit": "training", "validate": "validation"}.get(command, command) + "_step"
+    calls: list[int] = []
+    original = getattr(task, step)
+
+    def spy(self: LightningModule, batch: Any, batch_idx: int, *args: Any) -> Any:
+        calls.append(batch["image"].shape[0])
+        return original(self, batch, batch_idx, *args)
+
+    monkeypatch.setattr(task, step, spy)
+    torchgeo_main(args)
+    assert calls == [2]
