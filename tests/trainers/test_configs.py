@@ -10,7 +10,7 @@ import pytest
 from lightning.pytorch import LightningModule
 from torchgeo.main import main as torchgeo_main
 
-from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
+from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls, pack_dataset
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,8 @@ CONFIGS = [
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Fake BigEarthNet-L (via the package's generator) and EuroSAT-L (the tests' generator)."""
+    """Fake BigEarthNet-L (via the package's generator), its packs, and EuroSAT-L (the tests'
+    generator)."""
     ben = make_synthetic_bigearthnet_ls(tmp_path_factory.mktemp("ben") / "data", num_patches=24)
     path = REPO / "tests" / "data" / "eurosat_ls" / "data.py"
     spec = importlib.util.spec_from_file_location("fake_eurosat_ls_data", path)
@@ -32,7 +33,14 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     spec.loader.exec_module(module)
     eurosat = tmp_path_factory.mktemp("eurosat") / "data"
     module.make_eurosat_ls(eurosat, archive=False)
-    return {"BigEarthNetLSDataModule": ben, "EuroSATLSDataModule": eurosat}
+    packs = tmp_path_factory.mktemp("packs")
+    for split in ("train", "val", "test"):
+        pack_dataset("bigearthnet_ls", packs / split, split=split, root=ben, progress=False)
+    return {
+        "BigEarthNetLSDataModule": ben,
+        "EuroSATLSDataModule": eurosat,
+        "PackedDataModule": packs,
+    }
 
 
 def test_every_config_is_listed() -> None:

@@ -180,9 +180,12 @@ class PackedDataModule(NonGeoDataModule):
         self._device_packs: dict[str, dict[str, Tensor]] = {}
 
     def setup(self, stage: str) -> None:
-        """Open the packs of ``stage`` and take the normalisation statistics of their source."""
+        """Open the packs of ``stage`` (``predict``: the test pack) and take the normalisation
+        statistics of their source."""
         super().setup(stage)
-        packs = [self.train_dataset, self.val_dataset, self.test_dataset]
+        if stage == "predict":
+            self.predict_dataset = PackedDataset(split="test", **self.kwargs)
+        packs = [self.train_dataset, self.val_dataset, self.test_dataset, self.predict_dataset]
         pack = next((p for p in packs if isinstance(p, PackedDataset)), None)
         if pack is None:
             return
@@ -226,6 +229,8 @@ class PackedDataModule(NonGeoDataModule):
             split = "train"
         elif self.trainer.testing:
             split = "test"
+        elif self.trainer.predicting:
+            split = "predict"
         else:
             split = "val"
         return self.finish_batch(batch, split)
