@@ -169,7 +169,7 @@ class SwiGLUMoE(nn.Module):
             # index_select, not x[idx]: faster, and its backward is index_add, not index_put
             he = F.silu(F.linear(x.index_select(0, idx), self.w[e], self.w_bias[e]))
             gate = gates[:, e].index_select(0, idx).unsqueeze(-1).to(x.dtype)
-            mixed = mixed.index_add(0, idx, he * gate)
+            mixed.index_add_(0, idx, he * gate)  # in place: no copy of (T, dh) per expert
         return self.w2(mixed * self.v(x))
 
     def _loop(self, x: Tensor, gates: Tensor) -> Tensor:
