@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -40,15 +39,9 @@ class GroupedQueryAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, N, C) -> (B, N, C)``."""
         b, n, c = x.shape
-        kv = self.head_dim * self.num_kv_groups
-        # One matmul for q, k and v (bitwise the same as three; the weights stay separate
-        # parameters so the checkpoint layout is unchanged).
-        weight = torch.cat([self.q.weight, self.k.weight, self.v.weight])
-        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
-        q, k, v = F.linear(x, weight, bias).split([c, kv, kv], dim=-1)
-        q = q.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, n, self.num_kv_groups, self.head_dim).transpose(1, 2)
-        v = v.view(b, n, self.num_kv_groups, self.head_dim).transpose(1, 2)
+        q = self.q(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k(x).view(b, n, self.num_kv_groups, self.head_dim).transpose(1, 2)
+        v = self.v(x).view(b, n, self.num_kv_groups, self.head_dim).transpose(1, 2)
         out = F.scaled_dot_product_attention(
             q, k, v, enable_gqa=self.num_kv_groups != self.num_heads
         )
