@@ -150,7 +150,10 @@ class MoEMAEPretrainTask(BaseTask):
         )
         # Fused AdamW (one kernel per step on CUDA and CPU) also takes `found_inf`, which skips a
         # non-finite step on the device without a host synchronisation.
-        fused = all(p.device.type in _FUSED_DEVICES for p in self.model.parameters())
+        # Not under 16-bit AMP: Lightning's GradScaler path cannot clip a fused optimiser's grads.
+        fused = not self._uses_grad_scaler() and all(
+            p.device.type in _FUSED_DEVICES for p in self.model.parameters()
+        )
         optimizer = AdamW(
             groups, lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]), fused=fused or None
         )
@@ -280,12 +283,34 @@ class MoEMAEPretrainTask(BaseTask):
             self._util_weight += batch_size
         return loss
 
+    def _uses_grad_scaler(self) -> bool:
+        """Whether Lightning scales the loss (16-bit AMP), which then owns ``found_inf``."""
+        return str(self.trainer.precision).startswith("16")
+
     def _skips_on_device(self) -> bool:
         """Whether the optimiser skips a non-finite step itself (fused AdamW, no GradScaler)."""
         optimizer = self.trainer.optimizers[0]
-        # 16-bit AMP's GradScaler sets found_inf itself (and synchronises anyway)
-        scaler = str(self.trainer.precision).startswith("16")
-        return bool(optimizer.defaults.get("fused")) and not scaler
+        return bool(optimizer.defaults.get("fused")) and not self._uses_grad_scaler()
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip as the Trainer asks; for the fused optimiser, directly (its grads are unscaled)."""
+        if not optimizer.defaults.get("fused"):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        # Lightning's mixed-precision plugin refuses to clip for any fused optimiser (it assumes a
+        # GradScaler unscales inside it); fused is only chosen without a GradScaler (bf16, fp32).
+        if not gradient_clip_val:
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         """Hand this step's non-finite flag to the fused optimiser, which then skips the update."""
