@@ -1,104 +1,185 @@
-"""Pre-training throughput: images/s and peak memory of MoE-MAE training steps.
+"""MAE pre-training step throughput of this package beside the authors' training loop, same process.
 
-    python benchmarks/bench_train.py                      # S, batch 128, CPU (+ CUDA if present)
-    python benchmarks/bench_train.py --size XXS --steps 5 --json bench_train.json
+Ours: :class:`MoEMAEPretrainTask`'s step (masked forward, ``L_mask + 0.1 L_vis + 0.5 L_moe``,
+backward, gradient clipping at 1.0, fused AdamW). The authors': their own ``train_epoch`` from
+``pretrain_mae.py`` on a one-batch loader (forward, loss, their NaN check, backward, clipping,
+AdamW through their GradScaler). Both start from the same weights and are timed round-robin; ratios
+are of medians. Peak memory: ``torch.cuda.max_memory_allocated`` of one step per variant on CUDA;
+on CPU the process's peak resident set size after our steps alone (measured before the authors'
+model exists) and at the end.
 
-Each step is a full optimisation step of :class:`MoEMAEPretrainTask`'s model (masked forward, loss,
-backward, gradient clipping, AdamW), bf16 autocast on CUDA, float32 on CPU. Peak memory is
-``torch.cuda.max_memory_allocated`` on CUDA and the process's peak resident set size on CPU.
+Examples::
+
+    python benchmarks/bench_train.py --quick
+    python benchmarks/bench_train.py --batch 128 --json bench_train.json
+    python benchmarks/bench_train.py --device cuda --bf16 --compile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
-import resource
 import sys
-import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from tqdm import tqdm
+from _common import (
+    authors_metadata,
+    authors_modules,
+    build_authors_mae,
+    environment,
+    inputs,
+    interleaved,
+    median,
+    peak_rss_mib,
+    synchronize,
+)
 
-from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.models import MoEMAE, create_mae, load_checkpoint
+
+ALPHA, BETA = 0.1, 0.5
 
 
-def bench(size: str, batch_size: int, steps: int, warmup: int, device: str) -> dict[str, Any]:
-    """Time ``steps`` training steps after ``warmup`` untimed ones on ``device``."""
-    torch.manual_seed(0)
-    dev = torch.device(device)
-    model = create_mae(size).to(dev).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
-    x = torch.randn(batch_size, 7, 40, 40, device=dev)
-    lat = torch.rand(batch_size, device=dev) * 30 + 40
-    lon = torch.rand(batch_size, device=dev) * 30 - 10
-    time_ = torch.full((batch_size,), 1.5e9, dtype=torch.float64, device=dev)
-    cuda = dev.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(dev)
+def our_step(
+    mae: MoEMAE,
+    data: dict[str, torch.Tensor],
+    bf16: bool = False,
+    compiled: bool = False,
+) -> Callable[[], None]:
+    """One optimisation step of the pre-training task (as in ``MoEMAEPretrainTask``)."""
+    device = data["image"].device
+    fused = device.type in ("cuda", "cpu")
+    optimizer = torch.optim.AdamW(mae.parameters(), lr=3e-4, weight_decay=0.05, fused=fused)
+    forward = torch.compile(mae.forward) if compiled else mae.forward
 
     def step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = model(x, lat, lon, time_).loss()
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            out = forward(data["image"], lat=data["lat"], lon=data["lon"], time=data["time"])
+            loss = out.loss(ALPHA, BETA)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(mae.parameters(), 1.0)
         optimizer.step()
 
-    for _ in tqdm(range(warmup), desc=f"{device} warm-up", leave=False):
-        step()
-    if cuda:
-        torch.cuda.synchronize(dev)
-    start = time.perf_counter()
-    for _ in tqdm(range(steps), desc=f"{device} {size} b{batch_size}", leave=False):
-        step()
-    if cuda:
-        torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
-    if cuda:
-        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
-        name = torch.cuda.get_device_name(dev)
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        name = f"CPU ({torch.get_num_threads()} threads)"
-    return {
-        "device": name,
-        "size": size,
-        "batch_size": batch_size,
-        "steps": steps,
-        "seconds_per_step": seconds / steps,
-        "images_per_second": batch_size * steps / seconds,
-        "peak_memory_mb": peak_mb,
-        "precision": "bf16-mixed" if cuda else "32-true",
-    }
+    return step
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark on CPU and CUDA (if available); print a table, optionally write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=("S", "XS", "XXS"), default="S")
-    parser.add_argument("--batch-size", type=int, default=128, help="the paper's batch: 128")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument(
-        "--devices", nargs="+", default=None, help="default: cpu and cuda if present"
+def authors_step(
+    pretrain_mae: Any, model: torch.nn.Module, data: dict[str, torch.Tensor]
+) -> Callable[[], None]:
+    """One step of the authors' ``train_epoch`` (their loop, their AMP policy: fp16 on CUDA)."""
+    device = data["image"].device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    meta = authors_metadata(data)
+    labels = torch.zeros(data["image"].shape[0], 19, device=device)
+    batch = (data["image"], labels, *meta.values())
+
+    class Scheduler:  # constant lr: the schedule is not what is timed
+        def step(self, step: int) -> float:
+            return 3e-4
+
+    def step() -> None:
+        with contextlib.redirect_stderr(io.StringIO()):  # their tqdm bar
+            pretrain_mae.train_epoch(
+                model, [batch], optimizer, scaler, ALPHA, BETA, device.type, 0, Scheduler(), 1
+            )
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Time the variants, print a table with ratios to the authors' loop, optionally write JSON."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--size", choices=("S", "XS", "XXS"), default="S")
+    parser.add_argument("--batch", type=int, default=128, help="the paper's batch: 128")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args(argv)
-    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    results = [bench(args.size, args.batch_size, args.steps, args.warmup, d) for d in devices]
-    header = f"{'device':<32} {'size':>4} {'batch':>5} {'s/step':>8} {'img/s':>9} {'peak MB':>9}"
-    print(header)
-    for r in results:
-        print(
-            f"{r['device']:<32} {r['size']:>4} {r['batch_size']:>5} {r['seconds_per_step']:>8.3f} "
-            f"{r['images_per_second']:>9.1f} {r['peak_memory_mb']:>9.0f}"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.size, args.batch, args.rounds, args.warmup = "XXS", 16, 2, 1
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    data = inputs(args.batch, device)
+    authors = authors_modules()
+    authors_model = build_authors_mae(authors[0], args.size) if authors is not None else None
+    initial = create_mae(args.size)
+    if authors_model is not None:
+        load_checkpoint(initial, authors_model.state_dict())  # same starting weights
+
+    def fresh() -> MoEMAE:
+        mae = create_mae(args.size)
+        mae.load_state_dict(initial.state_dict())
+        return mae.to(device).train()
+
+    steps: dict[str, Callable[[], None]] = {"ours fp32": our_step(fresh(), data)}
+    if args.bf16:
+        steps["ours bf16"] = our_step(fresh(), data, bf16=True)
+    if args.compile:
+        steps["ours fp32 compiled"] = our_step(fresh(), data, compiled=True)
+        if args.bf16:
+            steps["ours bf16 compiled"] = our_step(fresh(), data, bf16=True, compiled=True)
+
+    # peak memory of one step per variant (before the authors' model is on the device)
+    peak_mib: dict[str, float] = {}
+    for name, step in steps.items():
+        if cuda:
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        step()
+        synchronize(device)
+        peak_mib[name] = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mib()
+    if authors_model is not None and authors is not None:
+        authors_model = authors_model.to(device)
+        steps["authors fp32" if not cuda else "authors fp16-amp"] = authors_step(
+            authors[1], authors_model, data
         )
+
+    times = interleaved(steps, device, args.warmup, args.rounds)
+    base_name = next((n for n in times if n.startswith("authors")), None)
+    base = median(times[base_name]) if base_name is not None else None
+    print(f"MAE train step, size {args.size}, batch {args.batch}, {device}, "
+          f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds")  # fmt: skip
+    print(f"{'variant':22} {'ms/step':>9} {'img/s':>9} {'vs authors':>10} {'peak MiB':>9}")
+    rows = []
+    for name, values in times.items():
+        seconds = median(values)
+        ratio = base / seconds if base is not None else None
+        peak = peak_mib.get(name)
+        rows.append(dict(variant=name, ms_per_step=seconds * 1e3, images_per_s=args.batch / seconds,
+                         ratio_to_authors=ratio, peak_memory_mib=peak))  # fmt: skip
+        shown = f"{ratio:9.2f}x" if ratio is not None else f"{'-':>10}"
+        peak_shown = f"{peak:9.0f}" if peak is not None else f"{'-':>9}"
+        print(f"{name:22} {seconds * 1e3:9.1f} {args.batch / seconds:9.1f} {shown} {peak_shown}")
+    memory = "torch.cuda.max_memory_allocated" if cuda else "process peak RSS after our steps"
+    print(f"peak memory: {memory}; process peak RSS at the end: {peak_rss_mib():.0f} MiB")
+    result = dict(benchmark="mae_train_step", size=args.size, batch=args.batch, rounds=args.rounds,
+                  peak_memory_kind=memory, process_peak_rss_mib=peak_rss_mib(),
+                  env=environment(device), rows=rows)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.json}")
+    return result
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)

@@ -9,17 +9,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from torch.overrides import TorchFunctionMode
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
-from torchgeo_moemae.models import MoEMAELandsat_Weights, create_mae
+from torchgeo_moemae.models import MoEMAELandsat_Weights, SwiGLUMoE, create_mae
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
 from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.schedule import WarmupCosine
@@ -157,11 +158,17 @@ def test_expert_utilisation_counts_slots() -> None:
 
 
 class _Snapshot(Callback):
-    def __init__(self) -> None:
+    """The weights after the last trained batch (of ``batches`` if given)."""
+
+    def __init__(self, batches: tuple[int, ...] | None = None) -> None:
+        self.batches = batches
         self.state: dict[str, torch.Tensor] = {}
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        self.state = {k: v.clone() for k, v in pl_module.state_dict().items()}
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.batches is None or batch_idx in self.batches:
+            self.state = {k: v.clone() for k, v in pl_module.state_dict().items()}
 
 
 def test_nan_batch_stops_before_the_update(
@@ -170,8 +177,9 @@ def test_nan_batch_stops_before_the_update(
     task = MoEMAEPretrainTask(model="XXS")
     snapshot = _Snapshot()
     trainer = make_trainer(tmp_path, max_epochs=1, callbacks=[snapshot], gradient_clip_val=1.0)
-    # sample 6 is in the second batch (batch size 4); the encoder refuses it before any loss
-    with pytest.raises(ValueError, match=r"NaN/inf pixels in samples \[2\] of the batch"):
+    # sample 6 is in the second batch (batch size 4); the task's sync-free guard reports it (the
+    # encoder's own value checks, host synchronisations, are off inside the training step)
+    with pytest.raises(RuntimeError, match=r"batch 1 \(epoch 0, global step 1\).*samples \[2\]"):
         trainer.fit(task, make_loader(n=12, nan_samples=(6,)))
     assert snapshot.state, "the first (finite) batch should have trained"
     for key, value in task.state_dict().items():
@@ -205,6 +213,110 @@ def test_test_and_predict_steps(
         batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"]
     )[:, task.model.encoder.cls_index]
     torch.testing.assert_close(embeddings[0], expected)
+
+
+class _NoHostSync(TorchFunctionMode):
+    """Fails on any tensor-to-host read: what would stall an accelerator's queue each step."""
+
+    forbidden: ClassVar[set[Any]] = {
+        torch.Tensor.item,
+        torch.Tensor.tolist,
+        torch.Tensor.cpu,
+        torch.Tensor.numpy,
+        torch.Tensor.__bool__,
+        torch.Tensor.__float__,
+        torch.Tensor.__int__,
+        torch.Tensor.nonzero,
+        torch.nonzero,
+    }
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func in self.forbidden:
+            raise AssertionError(f"host synchronisation in the training step: {func}")
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_step_does_not_synchronise(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    task = MoEMAEPretrainTask(model="XXS")
+    for module in task.model.modules():
+        if isinstance(module, SwiGLUMoE):
+            module.dispatch = "fused"  # what "auto" picks on accelerators
+    step, before = task.training_step, task.on_before_optimizer_step
+    calls = []
+
+    def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            calls.append(fn.__name__)
+            with _NoHostSync():
+                return fn(*args, **kwargs)
+
+        return run
+
+    task.training_step = checked(step)  # type: ignore[method-assign]
+    task.on_before_optimizer_step = checked(before)  # type: ignore[method-assign]
+    trainer = make_trainer(tmp_path, max_steps=2)
+    trainer.fit(task, make_loader(n=8))
+    assert calls.count("training_step") == 2 and calls.count("on_before_optimizer_step") == 2
+    assert trainer.optimizers[0].defaults["fused"]  # its found_inf skips bad steps on device
+
+
+def test_bad_step_is_skipped_and_reported_at_the_next_check(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    task = MoEMAEPretrainTask(model="XXS", finite_check_every_n_steps=2)
+    snapshot = _Snapshot(batches=(0,))
+    trainer = make_trainer(tmp_path, max_epochs=1, callbacks=[snapshot])
+    # batch 0 trains, batch 1 (samples 4-7) is NaN in its sample 1 and skipped; the check after
+    # global step 2 reports it, so batch 2 never runs
+    with pytest.raises(RuntimeError, match=r"batch 1 \(epoch 0, global step 1\).*samples \[1\]"):
+        trainer.fit(task, make_loader(n=16, nan_samples=(5,)))
+    assert trainer.global_step == 2
+    for key, value in task.state_dict().items():
+        assert torch.equal(value, snapshot.state[key]), key
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_fused_optimizer_gradients_are_clipped(algorithm: str) -> None:
+    # Lightning's mixed-precision plugin refuses to clip fused optimisers: the task clips itself
+    task = MoEMAEPretrainTask(model="XXS")
+    params = list(task.model.parameters())
+    optimizer = torch.optim.AdamW(params, fused=True)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    task.configure_gradient_clipping(optimizer, 1e-3, algorithm)
+    grads = [p.grad for p in params if p.grad is not None]
+    if algorithm == "norm":
+        assert torch.nn.utils.get_total_norm(grads) == pytest.approx(1e-3, rel=1e-3)
+    else:
+        assert max(g.abs().max() for g in grads) <= 1e-3
+
+
+def test_finite_check_interval_is_validated() -> None:
+    with pytest.raises(ValueError, match="finite_check_every_n_steps must be >= 1"):
+        MoEMAEPretrainTask(model="XXS", finite_check_every_n_steps=0)
+
+
+def test_compile_flag_compiles_the_training_forward(
+    tmp_path: Path,
+    make_loader: Loader,
+    make_trainer: Callable[..., Trainer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled = []
+
+    def fake_compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+        compiled.append(fn)
+        return fn
+
+    # inductor itself is too slow for a unit test
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    task = MoEMAEPretrainTask(model="XXS", compile=True)
+    keys = set(task.state_dict())
+    make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+    assert compiled == [task.model.forward]
+    assert set(task.state_dict()) == keys  # no second copy of the weights
 
 
 # --- initial weights ----------------------------------------------------------------------------

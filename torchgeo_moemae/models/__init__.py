@@ -1,5 +1,6 @@
 """MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``."""
 
+from ._checks import skip_value_checks
 from .encoder import EncoderOutput, MoEMAEEncoder
 from .factory import (
     create_encoder,
@@ -51,6 +52,7 @@ __all__ = [
     "patchify",
     "random_masking",
     "read_checkpoint",
+    "skip_value_checks",
     "timm_name",
     "unpatchify",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 
 try:  # recent torch: is_fx_tracing (older name) logs a warning at its first call
@@ -9,7 +13,9 @@ try:  # recent torch: is_fx_tracing (older name) logs a warning at its first cal
 except ImportError:  # pragma: no cover
     from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
 
-__all__ = ["eager_checks_enabled"]
+__all__ = ["eager_checks_enabled", "skip_value_checks", "value_checks_enabled"]
+
+_VALUE_CHECKS: ContextVar[bool] = ContextVar("moemae_value_checks", default=True)
 
 
 def eager_checks_enabled() -> bool:
@@ -20,3 +26,24 @@ def eager_checks_enabled() -> bool:
     The checks therefore guard eager calls, where their messages help, and stay out of graphs.
     """
     return not (_is_fx_tracing() or torch.compiler.is_compiling())
+
+
+def value_checks_enabled() -> bool:
+    """True where the checks that read tensor VALUES on the host (NaN/inf pixels, metadata ranges)
+    run: eager mode outside :func:`skip_value_checks`."""
+    return _VALUE_CHECKS.get() and eager_checks_enabled()
+
+
+@contextmanager
+def skip_value_checks() -> Iterator[None]:
+    """Inside, the encoder skips its value checks (shape and dtype checks still run).
+
+    Each value check is a host synchronisation. A training loop that guards non-finite losses on
+    the device itself (:class:`~torchgeo_moemae.trainers.MoEMAEPretrainTask`) runs its step in
+    here so that the accelerator's queue never waits.
+    """
+    token = _VALUE_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)

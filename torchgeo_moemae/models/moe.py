@@ -173,8 +173,10 @@ class SwiGLUMoE(nn.Module):
         mixed = x.new_zeros(x.shape[0], self.hidden)
         for e in range(self.num_experts):
             idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
-            he = F.silu(F.linear(x[idx], self.w[e], self.w_bias[e]))
-            mixed = mixed.index_add(0, idx, he * gates[idx, e : e + 1].to(x.dtype))
+            # index_select, not x[idx]: faster, and its backward is index_add, not index_put
+            he = F.silu(F.linear(x.index_select(0, idx), self.w[e], self.w_bias[e]))
+            gate = gates[:, e].index_select(0, idx).unsqueeze(-1).to(x.dtype)
+            mixed.index_add_(0, idx, he * gate)  # in place: no copy of (T, dh) per expert
         return self.w2(mixed * self.v(x))
 
     def _loop(self, x: Tensor, gates: Tensor) -> Tensor:
