@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import timm
 import torch
@@ -80,9 +80,11 @@ def export_encoder(
     out = Path(out_dir)
     # A fresh timm encoder carries the registered pretrained_cfg/model args that save_for_hf records;
     # copying the weights in keeps the export independent of how the trained encoder was built.
-    encoder = timm.create_model(arch)
+    # The hour rule is recorded in config.json's model_args so that a re-loaded export keeps it.
+    hour_args: dict[str, Any] = {"hour_encoding": mae.encoder.hour_encoding}
+    encoder = timm.create_model(arch, **hour_args)
     encoder.load_state_dict(mae.encoder.state_dict())
-    save_for_hf(encoder, str(out), safe_serialization=True)
+    save_for_hf(encoder, str(out), safe_serialization=True, model_args=hour_args)
     if save_mae:
         state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
         save_file(state, out / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"})

@@ -2,8 +2,9 @@
 
 from .encoder import EncoderOutput, MoEMAEEncoder
 from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
-from .metadata import METADATA_FIELDS, encode_metadata, iso_week_and_utc_hour
+from .metadata import METADATA_FIELDS, HourEncoding, encode_metadata, iso_week_and_utc_hour
 from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
+from .provenance import checkpoint_hour_encoding
 from .registry import HF_HUB_ID, MODEL_SIZES, create_mae, load_checkpoint, read_checkpoint
 from .weights import (
     MoEMAELandsat_Weights,
@@ -20,6 +21,7 @@ __all__ = [
     "METADATA_FIELDS",
     "MODEL_SIZES",
     "EncoderOutput",
+    "HourEncoding",
     "MAEOutput",
     "MoEAux",
     "MoEMAE",
@@ -29,6 +31,7 @@ __all__ = [
     "MoEMAELandsat_Weights",
     "NoisyTopKGate",
     "SwiGLUMoE",
+    "checkpoint_hour_encoding",
     "create_mae",
     "encode_metadata",
     "get_model",

@@ -11,7 +11,7 @@ from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from .block import MoEBlock
-from .metadata import METADATA_FIELDS, encode_metadata
+from .metadata import METADATA_FIELDS, HourEncoding, check_hour_encoding, encode_metadata
 from .moe import MoEAux
 
 __all__ = ["EncoderOutput", "MoEMAEEncoder", "expert_schedule", "hidden_schedule"]
@@ -79,6 +79,9 @@ class MoEMAEEncoder(nn.Module):
         num_classes: classifier outputs (0: no head, ``forward`` returns pooled features).
         global_pool: ``"token"`` (CLS), ``"avg"`` (mean of all tokens) or ``"flatten"`` (all tokens).
         head_drop: dropout before the classifier.
+        hour_encoding: how the hour token reads ``time``: ``"utc"`` (the true UTC hour, default)
+            or ``"authors"`` (the first digit of the zero-padded UTC hour, as the authors'
+            published weights were trained; their pretrained cfg ``moemae_landsat.ben_ls`` sets it).
     """
 
     num_prefix_tokens = len(METADATA_FIELDS) + 1
@@ -101,8 +104,10 @@ class MoEMAEEncoder(nn.Module):
         num_classes: int = 0,
         global_pool: GlobalPool = "token",
         head_drop: float = 0.0,
+        hour_encoding: HourEncoding = "utc",
     ) -> None:
         super().__init__()
+        self.hour_encoding = check_hour_encoding(hour_encoding)
         self.img_size: tuple[int, int] = to_2tuple(img_size)
         self.in_chans = in_chans
         self.patch_size = patch_size
@@ -200,7 +205,15 @@ class MoEMAEEncoder(nn.Module):
         self._check_image(x)
         b = x.shape[0]
         patches = self.patch_embed(x) + self.pos_embed[:, self.num_prefix_tokens :]
-        meta = encode_metadata(lat, lon, time, b, device=x.device, dtype=self.meta_weight.dtype)
+        meta = encode_metadata(
+            lat,
+            lon,
+            time,
+            b,
+            device=x.device,
+            dtype=self.meta_weight.dtype,
+            hour_encoding=self.hour_encoding,
+        )
         meta_tokens = torch.einsum("bmk,mck->bmc", meta, self.meta_weight) + self.meta_bias
         prefix = torch.cat([meta_tokens.to(patches.dtype), self.cls_token.expand(b, -1, -1)], dim=1)
         return prefix + self.pos_embed[:, : self.num_prefix_tokens], patches

@@ -20,6 +20,8 @@ from ..datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
+from .metadata import HourEncoding
+from .provenance import checkpoint_hour_encoding
 
 __all__ = [
     "HF_HUB_FILENAME",
@@ -76,21 +78,37 @@ default_cfgs = generate_default_cfgs(
     }
 )
 
+#: Constructor arguments the published weights of a pretrained cfg were trained with (timm's
+#: PretrainedCfg has no field for them); explicit ``create_model`` kwargs override them.
+PRETRAINED_MODEL_ARGS: dict[str, dict[str, Any]] = {
+    # The authors' loader kept the first digit of the hour (SPEC 6); their weights expect it.
+    "moemae_landsat.ben_ls": {"hour_encoding": "authors"},
+}
 
-def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[str, Any]:
+
+def _pretrained_source(variant: str, kwargs: dict[str, Any]) -> tuple[str, Any, str]:
+    """Where the weights load from, and the name of their pretrained cfg."""
     cfg = resolve_pretrained_cfg(
         variant,
         pretrained_cfg=kwargs.get("pretrained_cfg"),
         pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
     )
-    return _resolve_pretrained_source(cfg.to_dict())
+    return (*_resolve_pretrained_source(cfg.to_dict()), f"{cfg.architecture}.{cfg.tag}")
+
+
+def _trained_with(cfg_name: str, load_from: str, location: Any) -> dict[str, Any]:
+    """Constructor arguments the weights were trained with (explicit kwargs override them)."""
+    if load_from in ("file", "local-dir", "state_dict"):
+        # A local file may be the authors' or one trained here: its content tells which.
+        return {"hour_encoding": checkpoint_hour_encoding(location)}
+    return PRETRAINED_MODEL_ARGS.get(cfg_name, {})
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
     model_args = {**MODEL_SIZES[MODEL_VARIANTS[variant.split(".")[0]]], **kwargs}
     if not pretrained:
         return build_model_with_cfg(MoEMAEEncoder, variant, False, **model_args)
-    load_from, location = _pretrained_source(variant, kwargs)
+    load_from, location, cfg_name = _pretrained_source(variant, kwargs)
     how = (
         f"Pass a local file: timm.create_model({variant.split('.')[0]!r}, pretrained=True, "
         "pretrained_cfg_overlay=dict(file='/path/to/pretrained_S_best.pth or model.safetensors')) "
@@ -99,6 +117,7 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
     if not load_from:
         raise RuntimeError(f"No published weights exist for {variant!r}. {how}.")
     try:
+        model_args = {**_trained_with(cfg_name, load_from, location), **model_args}
         return build_model_with_cfg(
             MoEMAEEncoder, variant, True, pretrained_filter_fn=checkpoint_filter_fn, **model_args
         )
@@ -179,18 +198,25 @@ def load_checkpoint(
 
 
 def create_mae(
-    size: str = "S", checkpoint: str | Path | dict[str, Any] | None = None, **kwargs: Any
+    size: str = "S",
+    checkpoint: str | Path | dict[str, Any] | None = None,
+    hour_encoding: HourEncoding | None = None,
+    **kwargs: Any,
 ) -> MoEMAE:
     """Build the full MoE-MAE (encoder + decoder) of a size, optionally from a checkpoint.
 
     Args:
         size: ``"S"``, ``"XS"`` or ``"XXS"``.
         checkpoint: path or state dict (the authors' ``.pth`` or one of ours) holding decoder weights too.
+        hour_encoding: the encoder's hour rule; None: the one the checkpoint was trained with
+            (:func:`checkpoint_hour_encoding`), ``"utc"`` without a checkpoint.
         **kwargs: forwarded to :class:`MoEMAE` (``mask_ratio``, decoder settings).
     """
     if size not in MODEL_SIZES:
         raise ValueError(f"size must be one of {sorted(MODEL_SIZES)}, got {size!r}")
-    model = MoEMAE(MoEMAEEncoder(**MODEL_SIZES[size]), **kwargs)
+    if hour_encoding is None:
+        hour_encoding = "utc" if checkpoint is None else checkpoint_hour_encoding(checkpoint)
+    model = MoEMAE(MoEMAEEncoder(**MODEL_SIZES[size], hour_encoding=hour_encoding), **kwargs)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model

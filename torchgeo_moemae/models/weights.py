@@ -18,7 +18,13 @@ from torchvision.models._api import Weights, WeightsEnum
 
 from ..datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from .encoder import MoEMAEEncoder
-from .registry import HF_HUB_FILENAME, HF_HUB_ID, load_checkpoint
+from .provenance import checkpoint_hour_encoding
+from .registry import (
+    HF_HUB_FILENAME,
+    HF_HUB_ID,
+    PRETRAINED_MODEL_ARGS,
+    load_checkpoint,
+)
 
 __all__ = [
     "MoEMAELandsatXS_Weights",
@@ -52,6 +58,8 @@ class MoEMAELandsat_Weights(WeightsEnum):
             "hf_hub_id": HF_HUB_ID,
             "ssl_method": "moe-mae",
             "bands": BANDS,
+            # the hour rule these weights were trained with (see MoEMAEEncoder.hour_encoding)
+            "hour_encoding": PRETRAINED_MODEL_ARGS["moemae_landsat.ben_ls"]["hour_encoding"],
         },
     )
 
@@ -103,12 +111,19 @@ def get_model(
         weights: a weights entry (downloaded via ``torch.hub``), its full name, or a local checkpoint
             path (the authors' ``.pth``, a ``.safetensors`` file or an exported folder).
         **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``).
+            ``hour_encoding`` defaults to the one the weights were trained with (``"authors"`` for
+            the authors' weights, see :func:`~torchgeo_moemae.models.checkpoint_hour_encoding`).
     """
     get_model_weights(name)  # validates the name
-    model = timm.create_model(name, **kwargs)
-    assert isinstance(model, MoEMAEEncoder)
     if isinstance(weights, str) and not Path(weights).exists():
         weights = get_weight(weights)
+    # Weights keep the hour rule they were trained with unless kwargs say otherwise.
+    if isinstance(weights, WeightsEnum):
+        kwargs.setdefault("hour_encoding", weights.meta["hour_encoding"])
+    elif weights is not None:
+        kwargs.setdefault("hour_encoding", checkpoint_hour_encoding(weights))
+    model = timm.create_model(name, **kwargs)
+    assert isinstance(model, MoEMAEEncoder)
     if isinstance(weights, WeightsEnum):
         state_dict = weights.get_state_dict(progress=True)
         load_checkpoint(model, state_dict, strict=model.num_classes == 0)

@@ -9,6 +9,7 @@ import timm
 from torch import nn
 
 from ..models import MoEMAE, MoEMAEEncoder, load_checkpoint
+from ..models.provenance import checkpoint_hour_encoding
 from ..models.registry import MODEL_VARIANTS
 
 __all__ = ["build_encoder"]
@@ -25,11 +26,13 @@ def build_encoder(model: str = "moemae_landsat", weights: str | Path | None = No
             ``vit_small_patch16_224``).
         weights: for our encoders: an exported folder, ``model.safetensors``, ``mae.safetensors`` or
             the authors' ``.pth`` (encoder or full-MAE layouts); for timm models: a state dict file.
-            None: random initialisation.
+            None: random initialisation. Our encoders keep the hour rule the weights were trained
+            with (:func:`~torchgeo_moemae.models.checkpoint_hour_encoding`).
     """
     name = _SIZES.get(model.upper(), model)
     if name.split(".")[0] in MODEL_VARIANTS:
-        encoder = timm.create_model(name)
+        hour_encoding = "utc" if weights is None else checkpoint_hour_encoding(weights)
+        encoder = timm.create_model(name, hour_encoding=hour_encoding)
         assert isinstance(encoder, MoEMAEEncoder)
         if weights is not None:
             try:
