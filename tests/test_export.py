@@ -61,6 +61,7 @@ def test_export_loads_in_timm_exactly(
     }
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "moemae_landsat_xxs"
+    assert config["model_args"]["hour_encoding"] == "utc"  # trained here: the true UTC hour
     assert config["pretrained_cfg"]["input_size"] == [7, 40, 40]
     # a set first_conv makes timm <= 1.0.30 drop the 7-band patch embedding (SPEC section 7)
     assert config["pretrained_cfg"].get("first_conv") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,37 @@ def test_unshared_expert_weights_are_rejected(reference: dict) -> None:
     state[key] = state[key] + 1
     with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
         load_checkpoint(create_mae("S"), state)
+
+
+def test_authors_weights_default_to_their_hour_rule(reference: dict, tmp_path: Path) -> None:
+    """Issue #10: the authors' weights were trained with the first digit of the hour; every way
+    of loading them says so, models built here keep the true UTC hour, and an export records it."""
+    from torchgeo_moemae.export import export_encoder
+    from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, get_model
+    from torchgeo_moemae.probe.encoders import build_encoder
+
+    path = reference["checkpoint"]
+    assert checkpoint_hour_encoding(path) == "authors"
+    encoder = timm.create_model(
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+    )
+    assert encoder.hour_encoding == "authors"
+    assert create_mae("S", path).encoder.hour_encoding == "authors"
+    assert get_model("moemae_landsat", path).hour_encoding == "authors"
+    assert build_encoder("S", path).hour_encoding == "authors"
+    assert timm.create_model("moemae_landsat").hour_encoding == "utc"
+    assert create_mae("S").encoder.hour_encoding == "utc"
+
+    out = export_encoder(MoEMAE(encoder), tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"]["hour_encoding"] == "authors"
+    for reloaded in (
+        timm.create_model(f"local-dir:{out}", pretrained=True),
+        timm.create_model(
+            "moemae_landsat",
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(out / "model.safetensors")),
+        ),
+        create_mae("S", out / "mae.safetensors").encoder,
+    ):
+        assert reloaded.hour_encoding == "authors"
