@@ -62,7 +62,7 @@ def test_hour_encoding_is_validated() -> None:
 
     from torchgeo_moemae.models import MoEMAEEncoder
 
-    with pytest.raises(ValueError, match="hour_encoding must be 'utc' .* or 'authors'"):
+    with pytest.raises(ValueError, match=r"hour_encoding must be 'utc' .* or 'authors'"):
         encode_metadata(None, None, None, 1, hour_encoding="local")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hour_encoding"):
         MoEMAEEncoder(depth=1, hour_encoding="UTC")  # type: ignore[arg-type]
