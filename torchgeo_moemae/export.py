@@ -16,6 +16,7 @@ timm ignores that file.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 from timm.models import save_for_hf
 
+from .checkpoints import CheckpointError, atomic_output, read_lightning_checkpoint
 from .models import MoEMAE
 
 if TYPE_CHECKING:
@@ -39,10 +41,8 @@ def _load_mae(source: str | Path | MoEMAE | MoEMAEPretrainTask) -> tuple[MoEMAE,
     from .trainers.pretrain import MoEMAEPretrainTask, timm_model_name
 
     if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
-        source = MoEMAEPretrainTask.load_from_checkpoint(path, map_location="cpu")
+        read_lightning_checkpoint(source)  # refuses damaged, empty and non-Lightning files
+        source = MoEMAEPretrainTask.load_from_checkpoint(source, map_location="cpu")
     if isinstance(source, MoEMAEPretrainTask):
         return source.model, timm_model_name(source.hparams["model"])
     if isinstance(source, MoEMAE):
@@ -70,11 +70,15 @@ def export_encoder(
         checkpoint: a Lightning checkpoint of :class:`~torchgeo_moemae.trainers.MoEMAEPretrainTask`
             (``.ckpt``), the task itself, or a :class:`~torchgeo_moemae.models.MoEMAE` whose encoder
             was built by ``timm.create_model``.
-        out_dir: output folder (created; existing files of the same names are replaced).
+        out_dir: output folder (created; existing files of the same names are replaced, only
+            once every new file is complete).
         save_mae: also write the full MAE state dict to ``mae.safetensors``.
 
     Returns:
         ``out_dir`` as a Path.
+
+    Raises:
+        CheckpointError: for a damaged, empty or non-Lightning checkpoint file (one line).
     """
     mae, arch = _load_mae(checkpoint)
     out = Path(out_dir)
@@ -84,10 +88,13 @@ def export_encoder(
     hour_args: dict[str, Any] = {"hour_encoding": mae.encoder.hour_encoding}
     encoder = timm.create_model(arch, **hour_args)
     encoder.load_state_dict(mae.encoder.state_dict())
-    save_for_hf(encoder, str(out), safe_serialization=True, model_args=hour_args)
-    if save_mae:
-        state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
-        save_file(state, out / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"})
+    with atomic_output(out) as staging:
+        save_for_hf(encoder, str(staging), safe_serialization=True, model_args=hour_args)
+        if save_mae:
+            state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
+            save_file(
+                state, staging / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"}
+            )
     return out
 
 
@@ -107,8 +114,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``moemae export CHECKPOINT OUT_DIR``: print the written folder and how to load it."""
-    with torch.no_grad():
-        out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
+    try:
+        with torch.no_grad():
+            out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
+    except (CheckpointError, FileNotFoundError) as err:
+        print(f"moemae export: error: {err}", file=sys.stderr)
+        return 1
     arch = timm_name_of(out)
     print(f"exported {args.checkpoint} -> {out}")
     for name in sorted(p.name for p in out.iterdir()):
