@@ -152,7 +152,7 @@ def test_export_refuses_a_damaged_checkpoint(
     with pytest.raises(CheckpointError, match="fails its CRC-32 check"):
         read_lightning_checkpoint(damaged)
     code, err = _export_cli([str(damaged), str(tmp_path / "out")], capsys)
-    assert code == 1
+    assert code == 2
     assert err.count("\n") == 1 and "fails its CRC-32 check" in err and str(damaged) in err
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
@@ -163,7 +163,7 @@ def test_export_refuses_empty_and_foreign_checkpoints(
     empty = tmp_path / "empty.ckpt"
     empty.touch()  # used to give a bare EOFError
     code, err = _export_cli([str(empty), str(tmp_path / "a")], capsys)
-    assert code == 1 and err.count("\n") == 1 and "empty file (0 bytes)" in err
+    assert code == 2 and err.count("\n") == 1 and "empty file (0 bytes)" in err
     # the authors' training checkpoint layout (used to give KeyError: 'pytorch-lightning_version')
     authors = tmp_path / "pretrained_S_best.pth"
     mae_state = {
@@ -172,7 +172,7 @@ def test_export_refuses_empty_and_foreign_checkpoints(
     }
     torch.save({"epoch": 3, "model_state": mae_state}, authors)
     code, err = _export_cli([str(authors), str(tmp_path / "b")], capsys)
-    assert code == 1 and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
     assert "the authors' MoE-MAE checkpoint" in err and "pretrained_cfg_overlay=dict(file=" in err
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(authors.read_bytes()[:100])

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             out = export_encoder(args.checkpoint, args.out_dir, save_mae=args.save_mae)
     except (CheckpointError, FileNotFoundError) as err:
         print(f"moemae export: error: {err}", file=sys.stderr)
-        return 1
+        return 2  # argparse's code for a user error
     arch = timm_name_of(out)
     print(f"exported {args.checkpoint} -> {out}")
     for name in sorted(p.name for p in out.iterdir()):
