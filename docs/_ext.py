@@ -30,6 +30,7 @@ def _bibtex(ref: dict[str, Any], key: str) -> str:
         "year": ref.get("year"),
         "journal": ref.get("journal"),
         "version": ref.get("version"),
+        "doi": ref.get("doi"),
         "url": ref.get("url") or ref.get("repository-code"),
     }
     body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items() if v)
@@ -44,7 +45,9 @@ def citation_rst(cff: dict[str, Any]) -> str:
         "---------",
         "",
         f"{', '.join(_authors(paper['authors']))}. *{paper['title']}*."
-        + (f" {paper['url']}" if paper.get("url") else ""),
+        + "".join(f" {paper[k]}." for k in ("journal", "year") if paper.get(k))
+        + (f" https://doi.org/{paper['doi']}" if paper.get("doi") else "")
+        + (f" Code: {paper['repository-code']}" if paper.get("repository-code") else ""),
         "",
         ".. code-block:: bibtex",
         "",

@@ -151,3 +151,19 @@ def real_ben_root(tmp_path: Path) -> Path:
     with open(REAL_SAMPLE / "samples.csv") as f:
         assert f.readline().strip() == "0", "the sample's header row changed"
     return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real")
+
+
+@pytest.fixture
+def real_labelled_root(real_ben_root: Path) -> Path:
+    """The real sample whose split CSVs list only the 199 patches that have a label JSON.
+
+    A Landsat-Bench split lists labelled patches only; the sample's 200th id (its label JSON is
+    missing on purpose) stays in ``real_ben_root`` to test that error.
+    """
+    labels = real_ben_root / "bigearthnet-l" / "labels"
+    with open(real_ben_root / "bigearthnet-train.csv") as f:
+        rows = [line.strip() for line in f]
+    labelled = [pid for pid in rows[1:] if (labels / f"{pid}_labels_metadata.json").is_file()]
+    for filename in ("bigearthnet-train.csv", "bigearthnet-val.csv", "bigearthnet-test.csv"):
+        (real_ben_root / filename).write_text("\n".join([rows[0], *labelled]) + "\n")
+    return real_ben_root

@@ -241,4 +241,6 @@ def test_docs_build(tmp_path: Path) -> None:
         images = re.findall(rf'src="[^"]*sphx_glr_{stem}_\d+\.png"', page)
         assert images, f"{stem}: no figure on its gallery page"
     # the citation page is rendered from CITATION.cff
-    assert "Lightweight Metadata-Aware Mixture-of-Experts" in (out / "citation.html").read_text()
+    citation = (out / "citation.html").read_text()
+    assert "Lightweight Metadata-Aware Mixture-of-Experts" in citation
+    assert "10.48550/arXiv.2509.10919" in citation

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 
+from torchgeo_moemae.checkpoints import CheckpointError, read_lightning_checkpoint
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.export import export_encoder
 from torchgeo_moemae.models import MODEL_SIZES, MoEMAE, MoEMAEEncoder, create_mae
@@ -56,6 +60,7 @@ def test_export_loads_in_timm_exactly(
     }
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "moemae_landsat_xxs"
+    assert config["model_args"]["hour_encoding"] == "utc"  # trained here: the true UTC hour
     assert config["pretrained_cfg"]["input_size"] == [7, 40, 40]
     # timm >= 1.0.31 (the floor) adapts this 7-band first conv to another in_chans
     assert config["pretrained_cfg"]["first_conv"] == "patch_embed.proj"
@@ -105,3 +110,103 @@ def test_export_cli(
     ]
     encoder = timm.create_model(f"local-dir:{tmp_path / 'out'}", pretrained=True)
     assert torch.equal(_outputs(encoder), _outputs(task.model.encoder))
+
+
+# --- verified input, complete output (issue #10 item 4) ----------------------------------------
+
+
+def _flip_byte_in_a_tensor(source: Path, target: Path) -> None:
+    """Copy ``source`` with one byte flipped inside the largest tensor record."""
+    with zipfile.ZipFile(source) as archive:
+        record = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+        payload = archive.read(record)
+    data = bytearray(source.read_bytes())
+    start = data.find(payload)
+    assert start > 0 and data.find(payload, start + 1) == -1
+    data[start + len(payload) // 2] ^= 0x40
+    target.write_bytes(bytes(data))
+
+
+def _export_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = moemae_main(["export", *args])
+    return code, capsys.readouterr().err
+
+
+def test_export_refuses_a_damaged_checkpoint(
+    checkpoint: tuple[Path, MoEMAEPretrainTask], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = checkpoint
+    damaged = tmp_path / "damaged.ckpt"
+    _flip_byte_in_a_tensor(path, damaged)
+    # torch.load reads it without complaint: the weights are silently wrong (the bug)
+    good = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    bad = torch.load(damaged, map_location="cpu", weights_only=False)["state_dict"]
+    assert any(not torch.equal(good[k], bad[k]) for k in good)
+    with pytest.raises(CheckpointError, match="fails its CRC-32 check"):
+        read_lightning_checkpoint(damaged)
+    code, err = _export_cli([str(damaged), str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "fails its CRC-32 check" in err and str(damaged) in err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_export_refuses_empty_and_foreign_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.ckpt"
+    empty.touch()  # used to give a bare EOFError
+    code, err = _export_cli([str(empty), str(tmp_path / "a")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "empty file (0 bytes)" in err
+    # the authors' training checkpoint layout (used to give KeyError: 'pytorch-lightning_version')
+    authors = tmp_path / "pretrained_S_best.pth"
+    mae_state = {
+        "encoder.patch_proj.weight": torch.zeros(1),
+        "encoder.layers.0.norm1.weight": torch.ones(1),
+    }
+    torch.save({"epoch": 3, "model_state": mae_state}, authors)
+    code, err = _export_cli([str(authors), str(tmp_path / "b")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "the authors' MoE-MAE checkpoint" in err and "pretrained_cfg_overlay=dict(file=" in err
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(authors.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        read_lightning_checkpoint(truncated)
+    other = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        read_lightning_checkpoint(other)
+
+
+def test_export_files_have_ordinary_permissions(
+    checkpoint: tuple[Path, MoEMAEPretrainTask], tmp_path: Path
+) -> None:
+    path, _ = checkpoint
+    previous = os.umask(0o022)
+    try:
+        out = export_encoder(path, tmp_path / "out")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    # safetensors wrote 0600 files before
+    assert modes == dict.fromkeys(["config.json", "model.safetensors", "mae.safetensors"], 0o644)
+
+
+def test_failed_export_leaves_no_partial_file(
+    checkpoint: tuple[Path, MoEMAEPretrainTask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = checkpoint
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"previous export")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        Path(str(args[1])).write_bytes(b"half")  # a partial write, then the failure
+        raise OSError("disk full")
+
+    monkeypatch.setattr("torchgeo_moemae.export.save_file", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export_encoder(path, out)
+    assert [p.name for p in out.iterdir()] == ["model.safetensors"]
+    assert (out / "model.safetensors").read_bytes() == b"previous export"

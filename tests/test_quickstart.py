@@ -97,3 +97,33 @@ def test_probe_of_pretrained_encoder_beats_random_init(
     assert pretrained["map_micro"] > random_init["map_micro"], probe
     assert pretrained["f1_micro"] > random_init["f1_micro"], probe
     assert pretrained["map_micro"] > prevalence + 0.2, (probe, prevalence)
+
+
+def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
+    """Issue #10: a re-run into the same folder printed the previous run's last.ckpt (the re-run
+    wrote last-v1.ckpt); the paths now come from what the callbacks wrote."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from torchgeo_moemae.quickstart import written_checkpoints
+    from torchgeo_moemae.trainers import MoEMAEPretrainTask
+
+    data = [{"image": x} for x in torch.randn(4, 7, 40, 40)]
+    paths = []
+    for _ in range(2):
+        trainer = Trainer(
+            accelerator="cpu",
+            max_steps=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[ModelCheckpoint(tmp_path, save_last=True)],
+        )
+        task = MoEMAEPretrainTask(model="XXS", warmup_fraction=0.0, log_figures=False)
+        trainer.fit(task, DataLoader(data, batch_size=2))  # type: ignore[arg-type]
+        paths.append(written_checkpoints(trainer))
+    (best1, last1), (best2, last2) = paths
+    assert last1 == str(tmp_path / "last.ckpt") and Path(best1).is_file()
+    assert last2 == str(tmp_path / "last-v1.ckpt") != str(Path(best2).parent / "last.ckpt")
+    assert Path(best2).is_file() and best2 != best1

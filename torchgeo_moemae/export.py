@@ -23,30 +23,25 @@ import torch
 from safetensors.torch import save_file
 from timm.models import save_for_hf
 
+from .checkpoints import atomic_output, read_lightning_checkpoint
 from .models import MoEMAE, create_mae, load_checkpoint
 from .models.factory import MAE_FILENAME
 
-__all__ = ["MAE_FILENAME", "export_encoder", "read_lightning_checkpoint"]
+__all__ = ["MAE_FILENAME", "export_encoder", "load_pretrain_checkpoint"]
 
 
-def read_lightning_checkpoint(path: str | Path) -> MoEMAE:
+def load_pretrain_checkpoint(path: str | Path) -> MoEMAE:
     """The MAE of a Lightning checkpoint of the pre-training task.
 
-    Reads the file directly (tensors and plain hyper-parameters only), so exporting needs neither
-    Lightning nor the task class.
+    The file is verified first (:func:`~torchgeo_moemae.checkpoints.read_lightning_checkpoint`:
+    damaged, empty and foreign files are refused in one line) and read directly (tensors and plain
+    hyper-parameters only), so exporting needs neither Lightning nor the task class.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt/unsafe pickles
-        raise ValueError(f"could not read Lightning checkpoint {path}: {err}") from err
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or "model" not in hparams or "state_dict" not in checkpoint:
+    checkpoint = read_lightning_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict) or "model" not in hparams:
         raise ValueError(
-            f"{path} is not a Lightning checkpoint of MoEMAEPretrainTask (no hyper_parameters.model "
-            "or state_dict)"
+            f"{path} is not a Lightning checkpoint of MoEMAEPretrainTask (no hyper_parameters.model)"
         )
     mae = create_mae(hparams["model"], mask_ratio=hparams.get("mask_ratio", 0.75))
     state = {
@@ -61,7 +56,7 @@ def read_lightning_checkpoint(path: str | Path) -> MoEMAE:
 def _load_mae(source: Any) -> tuple[MoEMAE, str]:
     """The MAE and its timm architecture from a Lightning checkpoint, a task or an MAE."""
     if isinstance(source, str | Path):
-        source = read_lightning_checkpoint(source)
+        source = load_pretrain_checkpoint(source)
     # a MoEMAEPretrainTask (duck-typed: this module must not import the trainers)
     if isinstance(getattr(source, "model", None), MoEMAE) and hasattr(source, "hparams"):
         source = source.model
@@ -87,20 +82,29 @@ def export_encoder(checkpoint: Any, out_dir: str | Path, save_mae: bool = True) 
         checkpoint: a Lightning checkpoint of :class:`~torchgeo_moemae.trainers.MoEMAEPretrainTask`
             (``.ckpt``), the task itself, or a :class:`~torchgeo_moemae.models.MoEMAE` built by
             :func:`~torchgeo_moemae.models.create_mae`.
-        out_dir: output folder (created; existing files of the same names are replaced).
+        out_dir: output folder (created; existing files of the same names are replaced, only
+            once every new file is complete).
         save_mae: also write the full MAE state dict to ``mae.safetensors``.
 
     Returns:
         ``out_dir`` as a Path.
+
+    Raises:
+        CheckpointError: for a damaged, empty or non-Lightning checkpoint file (one line).
     """
     mae, arch = _load_mae(checkpoint)
     out = Path(out_dir)
     # A fresh timm encoder carries the registered pretrained_cfg/model args that save_for_hf records;
     # copying the weights in keeps the export independent of how the trained encoder was built.
-    encoder = timm.create_model(arch)
+    # The hour rule is recorded in config.json's model_args so that a re-loaded export keeps it.
+    hour_args: dict[str, Any] = {"hour_encoding": mae.encoder.hour_encoding}
+    encoder = timm.create_model(arch, **hour_args)
     encoder.load_state_dict(mae.encoder.state_dict())
-    save_for_hf(encoder, str(out), safe_serialization=True)
-    if save_mae:
-        state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
-        save_file(state, out / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"})
+    with atomic_output(out) as staging:
+        save_for_hf(encoder, str(staging), safe_serialization=True, model_args=hour_args)
+        if save_mae:
+            state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
+            save_file(
+                state, staging / MAE_FILENAME, metadata={"architecture": arch, "format": "moemae"}
+            )
     return out

@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-__all__ = ["DEFAULT_CONFIG", "format_summary", "run_quickstart"]
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
+
+__all__ = ["DEFAULT_CONFIG", "format_summary", "run_quickstart", "written_checkpoints"]
 
 #: The packaged quickstart config (identical to ``examples/quickstart.yaml``).
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
@@ -66,6 +69,32 @@ def _probe(
     )
 
 
+def written_checkpoints(trainer: Trainer) -> tuple[str, str | None]:
+    """The best and the newest last checkpoint this run wrote, as its callbacks recorded them.
+
+    A name guessed from the folder (``<dir>/last.ckpt``) may be a previous run's file: a re-run into
+    the same folder can write ``last-v1.ckpt`` instead.
+
+    Returns:
+        ``(best, last)``: the first ModelCheckpoint's ``best_model_path`` ("" if none) and the most
+        recently written ``last_model_path`` of all of them (None if none).
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    best = trainer.checkpoint_callback
+    lasts = [
+        Path(cb.last_model_path)
+        for cb in trainer.checkpoint_callbacks
+        if isinstance(cb, ModelCheckpoint) and cb.last_model_path
+    ]
+    lasts = [path for path in lasts if path.is_file()]
+    last = max(lasts, key=lambda path: path.stat().st_mtime_ns, default=None)
+    return (
+        best.best_model_path if isinstance(best, ModelCheckpoint) else "",
+        None if last is None else str(last),
+    )
+
+
 def run_quickstart(
     out_dir: str | Path = "moemae_quickstart",
     config: str | Path = DEFAULT_CONFIG,
@@ -88,7 +117,6 @@ def run_quickstart(
             code did (after this brief pre-training, post-norm tokens of the random-init encoder
             probe as well as the pre-trained ones on the synthetic data; pre-norm ones do not).
     """
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.trainers import BaseTask
@@ -125,8 +153,7 @@ def run_quickstart(
         raise TypeError(f"{config}: model must be MoEMAEPretrainTask, got {type(task).__name__}")
     init_dir = export_encoder(task, out / "init")  # the probe's random-init baseline
     trainer.fit(task, datamodule=datamodule)
-    best = trainer.checkpoint_callback
-    checkpoint = best.best_model_path if isinstance(best, ModelCheckpoint) else ""
+    checkpoint, last_checkpoint = written_checkpoints(trainer)
     if not checkpoint:
         raise RuntimeError(f"{config}: the training saved no checkpoint (add a ModelCheckpoint)")
     train_seconds = time.perf_counter() - start
@@ -170,7 +197,7 @@ def run_quickstart(
         "paths": {
             "data": str(data),
             "checkpoint": checkpoint,
-            "last_checkpoint": str(Path(checkpoint).parent / "last.ckpt"),
+            "last_checkpoint": last_checkpoint,
             "train_logs": str(trainer.log_dir),
             "validation_figures": str(task.figure_dir),
             "encoder": str(encoder_dir),

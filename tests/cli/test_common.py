@@ -79,7 +79,13 @@ def test_dataset_options_reach_the_datamodule(monkeypatch: pytest.MonkeyPatch) -
     )
     make_datamodule(_args("--root", "r", "--on-error", "skip"), batch_size=4)
     make_datamodule(_args("--max-fill-fraction", "0.5"))
-    assert made[0] == {"root": Path("r"), "download": False, "on_error": "skip", "batch_size": 4}
+    assert made[0] == {
+        "root": Path("r"),
+        "download": False,
+        "on_error": "skip",
+        "max_fill_fraction": None,
+        "batch_size": 4,
+    }
     assert made[1]["max_fill_fraction"] == 0.5 and made[1]["on_error"] == "raise"
 
 

@@ -129,3 +129,21 @@ def test_model_accepts_batches(ben_root: Path, eurosat_root: Path) -> None:
         with torch.no_grad():
             out = model(batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"])
         assert torch.isfinite(out.pred).all()
+
+
+def test_max_fill_fraction_reaches_the_datasets(ben_root: Path, eurosat_root: Path) -> None:
+    import numpy as np
+    import rasterio
+
+    ben = next((ben_root / "bigearthnet-l" / "images").glob("*.tif"))
+    with rasterio.open(ben, "r+") as dst:
+        dst.write(np.zeros((dst.count, dst.height, dst.width), dtype=np.uint16))
+    dm = BigEarthNetLSDataModule(root=ben_root, batch_size=1, max_fill_fraction=0.5)
+    dm.setup("fit")
+    assert dm.train_dataset.max_fill_fraction == 0.5
+    assert list(dm.train_dataset.skipped) == [ben.stem]
+    eurosat = EuroSATLSDataModule(root=eurosat_root, batch_size=1, max_fill_fraction=0.5)
+    eurosat.setup("fit")
+    assert eurosat.train_dataset.max_fill_fraction == 0.5
+    with pytest.raises(ValueError, match="max_fill_fraction"):
+        BigEarthNetLSDataModule(root=ben_root, max_fill_fraction=2.0).setup("fit")

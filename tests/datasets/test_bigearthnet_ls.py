@@ -23,7 +23,7 @@ from torchgeo_moemae.datasets import (
     MissingSampleFileError,
     arrange_bigearthnet_sample,
 )
-from torchgeo_moemae.datasets.metadata import to_wgs84
+from torchgeo_moemae.datasets.metadata import authors_filename_time, to_wgs84
 
 
 def expected_lat_lon(epsg: int, ulx: float, uly: float) -> tuple[float, float]:
@@ -198,7 +198,6 @@ def _all_fill(path: Path) -> None:
 GETITEM_PROBLEMS = {
     "truncated tiff": (lambda r, p: _truncate(_image(r, p)), _image, "truncated"),
     "six bands": (lambda r, p: _six_bands(_image(r, p)), _image, "expected 7 bands, found 6"),
-    "all fill": (lambda r, p: _all_fill(_image(r, p)), _image, "entirely fill"),
     "bad date": (
         lambda r, p: _edit_label(_label(r, p), acquisition_date="13/06/2017 10h"),
         _label,
@@ -254,13 +253,97 @@ def test_bad_sample_skipped(
     assert len(ds) == 2 and pid not in ds.ids
     assert list(ds.skipped) == [pid]
     assert pattern in ds.skipped[pid]
-    assert "skipped 1 bad sample" in caplog.text
+    assert "skipped 1 sample" in caplog.text
 
 
-def test_all_fill_allowed(ben_root: Path, ben_data: ModuleType) -> None:
+def _fill_rows(path: Path, rows: int) -> None:
+    """Set the first ``rows`` rows of every band to fill (DN 0)."""
+    with rasterio.open(path, "r+") as dst:
+        data = dst.read()
+        data[:, :rows] = 0
+        dst.write(data)
+
+
+def test_all_fill_loads_by_default(ben_root: Path, ben_data: ModuleType) -> None:
+    # Issue #10: an all-fill patch used to raise "entirely fill" mid-epoch unless allow_all_fill.
     _all_fill(_image(ben_root, ben_data.patch_id("train", 0)))
-    sample = BigEarthNetLS(ben_root, allow_all_fill=True)[0]
-    assert sample["image"].abs().sum() == 0
+    ds = BigEarthNetLS(ben_root)
+    assert len(ds) == 3 and ds.skipped == {}
+    assert ds[0]["image"].abs().sum() == 0
+    with pytest.raises(TypeError, match="allow_all_fill"):
+        BigEarthNetLS(ben_root, allow_all_fill=True)  # type: ignore[call-arg]
+
+
+def test_max_fill_fraction_drops_and_reports(
+    ben_root: Path, ben_data: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    full, half = ben_data.patch_id("train", 0), ben_data.patch_id("train", 2)
+    _all_fill(_image(ben_root, full))
+    with rasterio.open(_image(ben_root, half)) as src:
+        height = src.height
+    _fill_rows(_image(ben_root, half), height // 2)  # about half the (cropped) pixels are fill
+    ds = BigEarthNetLS(ben_root, max_fill_fraction=0.9)
+    assert ds.ids == [ben_data.patch_id("train", 1), half]
+    assert list(ds.skipped) == [full]
+    assert "100.0% of the pixels are fill" in ds.skipped[full]
+    assert "skipped 1 sample" in caplog.text
+    strict = BigEarthNetLS(ben_root, max_fill_fraction=0.1)
+    assert strict.ids == [ben_data.patch_id("train", 1)]
+    assert set(strict.skipped) == {full, half}
+    # 0 keeps only patches without a single fill pixel; 1 keeps everything.
+    assert len(BigEarthNetLS(ben_root, max_fill_fraction=1)) == 3
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_max_fill_fraction_is_validated(ben_root: Path, value: object) -> None:
+    with pytest.raises(ValueError, match=r"max_fill_fraction must be None .* in \[0, 1\]"):
+        BigEarthNetLS(ben_root, max_fill_fraction=value)  # type: ignore[arg-type]
+
+
+def test_max_fill_fraction_with_raise_still_reports_bad_samples(
+    ben_root: Path, ben_data: ModuleType
+) -> None:
+    pid = ben_data.patch_id("train", 1)
+    _truncate(_image(ben_root, pid))
+    with pytest.raises(InvalidSampleError, match="truncated"):
+        BigEarthNetLS(ben_root, max_fill_fraction=0.5)
+    ds = BigEarthNetLS(ben_root, max_fill_fraction=0.5, on_error="skip")
+    assert list(ds.skipped) == [pid]
+
+
+@pytest.mark.parametrize("content", ["", "0\n", "\n\n"])
+def test_empty_split_csv_names_the_csv(ben_root: Path, content: str) -> None:
+    csv = ben_root / BigEarthNetLS.split_filenames["val"]
+    csv.write_text(content)
+    with pytest.raises(ValueError, match="lists no sample") as info:
+        BigEarthNetLS(ben_root, split="val")
+    assert str(csv) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("patch_id", "expected"),
+    [
+        ("S2A_MSIL2A_20170613T101031_11_66", datetime(2017, 6, 13, 1, tzinfo=UTC)),
+        ("S2B_MSIL2A_20180525T094029_40_12", datetime(2018, 5, 25, 0, tzinfo=UTC)),
+        ("S2A_MSIL2A_20171208T93351_82_79", datetime(2017, 12, 8, 9, tzinfo=UTC)),
+    ],
+)
+def test_authors_filename_time(patch_id: str, expected: datetime) -> None:
+    # The authors' parse: the date and the first digit of the hour (SPEC 6), T9xxxx keeps 9.
+    assert authors_filename_time(patch_id) == expected.timestamp()
+
+
+def test_time_source(ben_root: Path, ben_data: ModuleType) -> None:
+    pid = ben_data.patch_id("train", 0)
+    json_hour = datetime.fromtimestamp(float(BigEarthNetLS(ben_root)[0]["time"]), UTC).hour
+    compat = BigEarthNetLS(ben_root, time_source="authors_filename")[0]["time"]
+    assert compat.dtype == torch.float64
+    assert float(compat) == authors_filename_time(pid)
+    assert datetime.fromtimestamp(float(compat), UTC).hour == json_hour // 10
+    with pytest.raises(ValueError, match="time_source must be"):
+        BigEarthNetLS(ben_root, time_source="name")  # type: ignore[arg-type]
+    with pytest.raises(InvalidSampleError, match="no date in the authors' format"):
+        authors_filename_time("patch_7")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
 
 ATOL = 1e-4
+#: The reference vectors fed the authors' model the hours 9-11 as given, so the true-UTC rule
+#: reproduces them (the authors' weights otherwise default to their own hour rule, item 1 of #10).
+AS_GIVEN = dict(hour_encoding="utc")
 
 
 def _inputs(ref: dict) -> tuple[torch.Tensor, ...]:
@@ -37,6 +41,7 @@ def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> Non
         "moemae_landsat",
         pretrained=True,
         pretrained_cfg_overlay=dict(file=str(reference["checkpoint"])),
+        **AS_GIVEN,
     ).eval()
     x, lat, lon, time = _inputs(reference)
     nan = torch.full_like(lat, float("nan"))
@@ -54,6 +59,7 @@ def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> Non
     again = timm.create_model(
         "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
     ).eval()
+    assert again.hour_encoding == "utc"  # a safetensors file is ours, trained with the true hour
     with torch.no_grad():
         np.testing.assert_allclose(
             again.forward_features(x, lat=lat, lon=lon, time=time).numpy(),
@@ -63,7 +69,7 @@ def test_timm_pretrained_encoder_matches(reference: dict, tmp_path: Path) -> Non
 
 
 def test_mae_decoder_prediction_matches(reference: dict, tmp_path: Path) -> None:
-    mae = create_mae("S", reference["checkpoint"]).eval()
+    mae = create_mae("S", reference["checkpoint"], **AS_GIVEN).eval()
     x, lat, lon, time = _inputs(reference)
     ids = dict(
         ids_keep=torch.from_numpy(reference["ids_keep"]),
@@ -95,3 +101,36 @@ def test_unshared_expert_weights_are_rejected(reference: dict) -> None:
     state[key] = state[key] + 1
     with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
         load_checkpoint(create_mae("S"), state)
+
+
+def test_authors_weights_default_to_their_hour_rule(reference: dict, tmp_path: Path) -> None:
+    """Issue #10: the authors' weights were trained with the first digit of the hour; every way
+    of loading them says so, models built here keep the true UTC hour, and an export records it."""
+    from torchgeo_moemae.export import export_encoder
+    from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model
+
+    path = reference["checkpoint"]
+    assert checkpoint_hour_encoding(path) == "authors"
+    encoder = timm.create_model(
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+    )
+    assert encoder.hour_encoding == "authors"
+    assert create_mae("S", path).encoder.hour_encoding == "authors"
+    assert get_model("moemae_landsat", path).hour_encoding == "authors"
+    assert create_encoder("S", path).hour_encoding == "authors"
+    assert timm.create_model("moemae_landsat").hour_encoding == "utc"
+    assert create_mae("S").encoder.hour_encoding == "utc"
+
+    out = export_encoder(MoEMAE(encoder), tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"]["hour_encoding"] == "authors"
+    for reloaded in (
+        timm.create_model(f"local-dir:{out}", pretrained=True),
+        timm.create_model(
+            "moemae_landsat",
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(out / "model.safetensors")),
+        ),
+        create_mae("S", out / "mae.safetensors").encoder,
+    ):
+        assert reloaded.hour_encoding == "authors"

@@ -40,3 +40,30 @@ def test_encoding_values_and_missing() -> None:
         meta[1, 3], torch.tensor([math.sin(math.radians(7)), math.cos(math.radians(7))])
     )
     torch.testing.assert_close(encode_metadata(None, None, None, 3), torch.zeros(3, 4, 2))
+
+
+def test_authors_hour_encoding_keeps_the_first_digit() -> None:
+    # The authors' loader parsed "T093351" with strptime("%Y%m%dT%H") on "T0" (SPEC 6).
+    base = dt.datetime(2017, 6, 13, tzinfo=dt.UTC).timestamp()
+    time = torch.tensor([base + h * 3600 + 1800 for h in range(24)], dtype=torch.float64)
+    nan = torch.full((24,), float("nan"))
+    utc = encode_metadata(nan, nan, time, 24)
+    authors = encode_metadata(nan, nan, time, 24, hour_encoding="authors")
+    for h in range(24):
+        angle = 2 * math.pi * (h // 10) / 24  # 09 -> 0, 10/11 -> 1, 20-23 -> 2
+        expected = torch.tensor([math.sin(angle), math.cos(angle)])
+        torch.testing.assert_close(authors[h, 1], expected)
+    torch.testing.assert_close(utc[:, 0], authors[:, 0])  # the week is the same
+    assert not torch.allclose(utc[9:12, 1], authors[9:12, 1])
+
+
+def test_hour_encoding_is_validated() -> None:
+    import pytest
+
+    from torchgeo_moemae.models import MoEMAEEncoder
+
+    with pytest.raises(ValueError, match=r"hour_encoding must be 'utc' .* or 'authors'"):
+        encode_metadata(None, None, None, 1, hour_encoding="local")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hour_encoding"):
+        MoEMAEEncoder(depth=1, hour_encoding="UTC")  # type: ignore[arg-type]
+    assert MoEMAEEncoder(depth=1).hour_encoding == "utc"

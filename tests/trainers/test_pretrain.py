@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -416,6 +417,62 @@ def test_resume_mid_epoch_continues_the_schedule(
     assert first_lr != pytest.approx(lr * schedule(0))  # the warm-up did not restart
     assert [s for s, _, _ in record.steps] == [6, 7]
     assert task.trainer.global_step == total
+
+
+def _config_checkpoints(config: str, dirpath: Path, every_n_train_steps: int) -> list[Callback]:
+    """The ModelCheckpoint callbacks of a shipped config, writing to ``dirpath``, with its
+    every-N-steps interval scaled down to a short run."""
+    callbacks = yaml.safe_load((REPO / config).read_text())["trainer"]["callbacks"]
+    out: list[Callback] = []
+    for callback in callbacks:
+        assert callback["class_path"] == "lightning.pytorch.callbacks.ModelCheckpoint"
+        args = {**callback["init_args"], "dirpath": dirpath}
+        if "every_n_train_steps" in args:
+            args["every_n_train_steps"] = every_n_train_steps
+        out.append(ModelCheckpoint(**args))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("config", "max_steps", "kill_at"),
+    [
+        ("configs/pretrain_bigearthnet_ls.yaml", 10, None),
+        ("configs/pretrain_bigearthnet_ls.yaml", 7, None),
+        ("configs/pretrain_bigearthnet_ls.yaml", 10, 7),
+        ("configs/pretrain_bigearthnet_ls_ddp.yaml", 10, None),
+        ("examples/quickstart.yaml", 7, None),
+    ],
+)
+def test_config_last_ckpt_is_current(
+    config: str,
+    max_steps: int,
+    kill_at: int | None,
+    tmp_path: Path,
+    make_loader: Loader,
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    """Issue #10: with only an every-N-steps ``save_last`` (N = 4 here, 1000 in the config),
+    last.ckpt stayed at step 8 of a 10-step run (upstream: step 120 of 129)."""
+    task = MoEMAEPretrainTask(model="XXS", warmup_fraction=0.0, log_figures=False)
+    callbacks = _config_checkpoints(config, tmp_path / "ckpt", every_n_train_steps=4)
+    if kill_at is not None:
+        callbacks.append(_Kill(at=kill_at))
+    trainer = make_trainer(
+        tmp_path,
+        max_epochs=2,
+        max_steps=max_steps,
+        enable_checkpointing=True,
+        callbacks=callbacks,
+        limit_val_batches=1,
+    )
+    try:
+        # 5 steps per epoch: 10 steps end at an epoch end, 7 stop mid-epoch (max_steps)
+        trainer.fit(task, make_loader(n=10, batch_size=2), make_loader(n=2, batch_size=2))
+    except RuntimeError as err:
+        assert kill_at is not None and "killed" in str(err)
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    # killed at step 7: the end of epoch 1 (step 5) is newer than the last 4-step save
+    assert saved["global_step"] == (5 if kill_at is not None else max_steps)
 
 
 # --- the configs through the real torchgeo CLI --------------------------------------------------

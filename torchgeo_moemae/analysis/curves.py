@@ -4,35 +4,45 @@
 Panels (as the paper's Fig. 2): reconstruction losses (every logged key containing ``loss`` except
 the MoE ones), the MoE balancing loss (keys containing ``moe``), and the learning rate (keys
 starting with ``lr``). Epoch-level series (``*_epoch``) are drawn against the epoch, step-level
-ones against the step.
+ones against the step. A resumed run logs into one ``version_N`` folder per launch: all are joined
+(a later launch's value wins at a step both logged), and a series with a single point is drawn as
+a marker.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["find_log_file", "plot_training_curves", "read_lightning_logs"]
+__all__ = ["find_log_files", "plot_training_curves", "read_lightning_logs"]
 
 Series = dict[str, list[tuple[float, float]]]
 
 
-def find_log_file(path: str | Path) -> Path:
-    """``metrics.csv`` or an ``events.out.tfevents.*`` file: ``path`` itself or the newest below it."""
+def _launch_order(path: Path) -> tuple[int, int]:
+    """Sort key of a log file: its ``version_N`` folder number, then its modification time."""
+    match = next((re.fullmatch(r"version_(\d+)", p.name) for p in path.parents), None)
+    return (int(match.group(1)) if match else -1, path.stat().st_mtime_ns)
+
+
+def find_log_files(path: str | Path) -> list[Path]:
+    """The log files of a run, oldest launch first: ``path`` itself, else every ``metrics.csv``
+    below it (or, without any, every ``events.out.tfevents.*``), ordered by ``version_N``."""
     path = Path(path)
     if path.is_file():
-        return path
-    candidates = list(path.rglob("metrics.csv")) + list(path.rglob("events.out.tfevents.*"))
+        return [path]
+    candidates = list(path.rglob("metrics.csv")) or list(path.rglob("events.out.tfevents.*"))
     if not candidates:
         raise FileNotFoundError(
             f"no Lightning log under {path}: expected a CSVLogger metrics.csv or TensorBoard events"
         )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    return sorted(candidates, key=_launch_order)
 
 
 def _read_csv(path: Path) -> Series:
@@ -72,9 +82,14 @@ def _read_tensorboard(path: Path) -> Series:
 
 
 def read_lightning_logs(path: str | Path) -> Series:
-    """``{metric: [(step or epoch, value), ...]}`` from a log file or a log directory."""
-    file = find_log_file(path)
-    return _read_csv(file) if file.suffix == ".csv" else _read_tensorboard(file)
+    """``{metric: [(step or epoch, value), ...]}`` sorted by x, from a log file or a log directory
+    (all its ``version_N`` logs joined; at an x logged twice, the later launch's value)."""
+    joined: dict[str, dict[float, float]] = defaultdict(dict)
+    for file in find_log_files(path):
+        series = _read_csv(file) if file.suffix == ".csv" else _read_tensorboard(file)
+        for key, points in series.items():
+            joined[key].update(points)
+    return {key: sorted(points.items()) for key, points in joined.items()}
 
 
 def plot_training_curves(path: str | Path | Series, **fig_kwargs: Any) -> Figure:
@@ -96,7 +111,8 @@ def plot_training_curves(path: str | Path | Series, **fig_kwargs: Any) -> Figure
     for ax, (name, keys) in zip(axes, groups.items(), strict=True):
         for k in sorted(keys):
             pts = sorted(series[k])
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1.2)
+            marker = "o" if len(pts) == 1 else None  # a lone point has no line to draw
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1.2, marker=marker)
         ax.set_title(name)
         ax.set_xlabel("epoch" if all(k.endswith("_epoch") for k in keys) else "step")
         if name != "learning rate" and all(p[1] > 0 for k in keys for p in series[k]):

@@ -148,10 +148,9 @@ def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
         "root": args.root,
         "download": args.download,
         "on_error": args.on_error,
+        "max_fill_fraction": args.max_fill_fraction,
         **kwargs,
     }
-    if args.max_fill_fraction is not None:  # only then: older datasets lack the argument
-        options["max_fill_fraction"] = args.max_fill_fraction
     return getattr(importlib.import_module(module), name)(**options)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from .common import CommandError, add_dataset_arguments
 
@@ -31,9 +30,6 @@ def run(args: argparse.Namespace) -> int:
     splits = [s.strip() for s in args.split.split(",") if s.strip()]
     if not splits:
         raise CommandError("--split names no split")
-    options: dict[str, Any] = {"patch_size": args.patch_size, "on_error": args.on_error}
-    if args.max_fill_fraction is not None:
-        options["max_fill_fraction"] = args.max_fill_fraction
     for split in splits:
         path = pack_dataset(
             args.dataset,
@@ -42,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
             root=args.root,
             overwrite=args.overwrite,
             download=args.download,
-            **options,
+            patch_size=args.patch_size,
+            on_error=args.on_error,
+            max_fill_fraction=args.max_fill_fraction,
         )
         print(path)
     return 0

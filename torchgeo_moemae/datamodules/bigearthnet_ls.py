@@ -36,6 +36,7 @@ class BigEarthNetLSDataModule(LandsatBenchDataModule):
         download: bool = False,
         checksum: bool = False,
         on_error: OnError = "raise",
+        max_fill_fraction: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new BigEarthNetLSDataModule.
@@ -51,7 +52,9 @@ class BigEarthNetLSDataModule(LandsatBenchDataModule):
             download: download missing files from the Hugging Face Hub.
             checksum: verify MD5s where known.
             on_error: "raise" or "skip" bad samples.
-            **kwargs: more :class:`BigEarthNetLS` arguments (e.g. ``allow_all_fill``).
+            max_fill_fraction: drop patches with more fill (DN 0) pixels than this fraction
+                (None keeps all); see :class:`BigEarthNetLS`.
+            **kwargs: more :class:`BigEarthNetLS` arguments (e.g. ``time_source``).
         """
         super().__init__(
             BigEarthNetLS,
@@ -65,5 +68,6 @@ class BigEarthNetLSDataModule(LandsatBenchDataModule):
             download=download,
             checksum=checksum,
             on_error=on_error,
+            max_fill_fraction=max_fill_fraction,
             **kwargs,
         )

@@ -35,6 +35,7 @@ class EuroSATLSDataModule(LandsatBenchDataModule):
         download: bool = False,
         checksum: bool = False,
         on_error: OnError = "raise",
+        max_fill_fraction: float | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new EuroSATLSDataModule.
@@ -49,6 +50,8 @@ class EuroSATLSDataModule(LandsatBenchDataModule):
             download: download missing files from the Hugging Face Hub.
             checksum: verify MD5s where known.
             on_error: "raise" or "skip" bad samples.
+            max_fill_fraction: drop images with more fill (DN 0) pixels than this fraction
+                (None keeps all); see :class:`EuroSATLS`.
             **kwargs: more :class:`EuroSATLS` arguments.
         """
         super().__init__(
@@ -62,5 +65,6 @@ class EuroSATLSDataModule(LandsatBenchDataModule):
             download=download,
             checksum=checksum,
             on_error=on_error,
+            max_fill_fraction=max_fill_fraction,
             **kwargs,
         )

@@ -1,4 +1,4 @@
-"""What the Landsat-Bench datasets share: arguments, download/extract, bad-sample policy."""
+"""What the Landsat-Bench datasets share: arguments, download/extract, bad-sample and fill policy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import download_url, extract_archive
 
-from .utils import MissingSampleFileError, OnError, filter_valid, verify_md5, warn_skipped
+from .utils import (
+    InvalidSampleError,
+    MissingSampleFileError,
+    OnError,
+    check_max_fill_fraction,
+    fill_fraction,
+    verify_md5,
+    warn_skipped,
+)
 
 Transforms = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
@@ -46,14 +54,18 @@ class LandsatBenchDataset(NonGeoDataset, abc.ABC):
         download: bool,
         checksum: bool,
         on_error: OnError,
-        allow_all_fill: bool,
+        max_fill_fraction: float | None,
     ) -> None:
         """Validate arguments, make the data available, and index the split.
 
+        With ``on_error="skip"`` or a ``max_fill_fraction``, every sample is read once here and
+        the dropped ones are listed in :attr:`skipped` with their reason (and counted in a warning).
+
         Raises:
-            ValueError: for an invalid argument.
+            ValueError: for an invalid argument, or a split file that lists no sample.
             DatasetNotFoundError: if the data is absent and ``download`` is False.
             MissingSampleFileError: (``on_error="raise"``) a listed sample has no file.
+            InvalidSampleError: (``on_error="raise"`` with ``max_fill_fraction``) a sample is bad.
         """
         if split not in self.splits:
             raise ValueError(f"split must be one of {self.splits}, got {split!r}")
@@ -68,22 +80,45 @@ class LandsatBenchDataset(NonGeoDataset, abc.ABC):
         self.download = download
         self.checksum = checksum
         self.on_error = on_error
-        self.allow_all_fill = allow_all_fill
+        self.max_fill_fraction = check_max_fill_fraction(max_fill_fraction)
 
         self._verify()
         ids, missing = self._list_samples()
+        if not ids and not missing:
+            raise ValueError(f"{self.split_path}: the {split} split file lists no sample")
         if missing and on_error == "raise":
             first = next(iter(missing.values()))
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise MissingSampleFileError(f"{first}{more}; pass on_error='skip' to drop them")
-        #: id -> reason for every sample dropped by ``on_error="skip"`` (empty otherwise)
+        #: id -> reason for every sample dropped by ``on_error="skip"`` or ``max_fill_fraction``
         self.skipped: dict[str, str] = missing
-        if on_error == "skip":
-            ids, bad = filter_valid(ids, self._load, str)
-            self.skipped.update(bad)
-            warn_skipped(type(self).__name__, self.skipped, len(ids))
+        if on_error == "skip" or self.max_fill_fraction is not None:
+            ids = self._screen(ids)
+        warn_skipped(type(self).__name__, self.skipped, len(ids))
         #: sample ids of this split, in split-file order
         self.ids: list[str] = ids
+
+    def _screen(self, ids: list[str]) -> list[str]:
+        """Read every sample once; keep the good ones, recording the others in :attr:`skipped`."""
+        kept = []
+        for sample_id in ids:
+            try:
+                image = self._load(sample_id)["image"]
+            except InvalidSampleError as err:
+                if self.on_error == "raise":
+                    raise
+                self.skipped[sample_id] = str(err)
+                continue
+            if self.max_fill_fraction is not None:
+                fraction = fill_fraction(image)
+                if fraction > self.max_fill_fraction:
+                    self.skipped[sample_id] = (
+                        f"{sample_id}: {fraction:.1%} of the pixels are fill (DN 0), more than "
+                        f"max_fill_fraction={self.max_fill_fraction}"
+                    )
+                    continue
+            kept.append(sample_id)
+        return kept
 
     def __len__(self) -> int:
         """Number of samples in the split."""

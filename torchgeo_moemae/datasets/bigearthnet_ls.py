@@ -7,7 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 from matplotlib.figure import Figure
@@ -15,7 +15,12 @@ from torch import Tensor
 from torchgeo.datasets import BigEarthNet
 
 from .base import LandsatBenchDataset, Transforms
-from .metadata import bounds_center_lonlat, metadata_tensors, parse_acquisition_date
+from .metadata import (
+    authors_filename_time,
+    bounds_center_lonlat,
+    metadata_tensors,
+    parse_acquisition_date,
+)
 from .plotting import plot_rgb
 from .utils import (
     InvalidSampleError,
@@ -27,6 +32,9 @@ from .utils import (
     resize,
     to_tensor,
 )
+
+#: Where ``time`` comes from: the label JSON's acquisition date, or the authors' file-name parse.
+TimeSource = Literal["json", "authors_filename"]
 
 
 class BigEarthNetLS(LandsatBenchDataset):
@@ -44,20 +52,27 @@ class BigEarthNetLS(LandsatBenchDataset):
     * ``image``: float32 (7, P, P) raw DN, P = ``patch_size``. Larger patches are center-cropped;
       a dimension smaller than P (rare, 38-39 px) is bilinearly resized up to P after the crop
       (a resize rather than a reflect-pad, which would mirror edge structure into the patch).
-      Partial fill (DN 0) is kept; an image that is entirely fill is a bad sample unless
-      ``allow_all_fill`` (Landsat-Bench has such patches), a non-finite one always is.
+      Fill (DN 0) is kept, even a patch that is entirely fill (Landsat-Bench has such patches;
+      the authors' code trained on them); ``max_fill_fraction`` drops them on request. A
+      non-finite image is a bad sample.
     * ``label``: int64 multi-hot (``num_classes``,); 43 CORINE labels mapped to 19 with
       torchgeo's :class:`~torchgeo.datasets.BigEarthNet` converter (some map to none).
     * ``lat``, ``lon``: float32 0-dim degrees, centre of the JSON's UTM bounds in WGS84
       (the GeoTIFF transform of Landsat-Bench files is not used).
     * ``time``: float64 0-dim POSIX seconds (UTC) of the JSON ``acquisition_date`` (the
-      Sentinel-2 date of the original patch; the Landsat scene is within +-6 months).
+      Sentinel-2 date of the original patch; the Landsat scene is within +-6 months). With
+      ``time_source="authors_filename"``: the time the authors' loader parsed from the patch id,
+      ``strptime(id.split("_")[2][0:10], "%Y%m%dT%H")`` as UTC, i.e. the date and the first digit
+      of the hour (``T093351`` -> 0 h, ``T101031`` -> 1 h, and ``T93351``, written without the
+      zero, -> 9 h): the hours their published weights saw. Feed it to an encoder with
+      ``hour_encoding="utc"``, which takes the hour as given (``"authors"`` would truncate it again).
 
     Bad input (``on_error``): with ``"raise"`` a missing image or label file fails at
     ``__init__``, a corrupt/truncated TIFF, wrong band count, bad JSON, unparseable date or
     out-of-range position fails at ``__getitem__``; every message names the file. With
     ``"skip"`` every sample is read once at ``__init__``, bad ones are dropped and listed in
-    :attr:`skipped` (id -> reason), and a warning gives the count.
+    :attr:`skipped` (id -> reason), and a warning gives the count. A split file listing no
+    sample is an error naming the file.
     """
 
     url = "https://hf.co/datasets/isaaccorley/bigearthnet-l/resolve/main/"
@@ -86,7 +101,8 @@ class BigEarthNetLS(LandsatBenchDataset):
         download: bool = False,
         checksum: bool = False,
         on_error: OnError = "raise",
-        allow_all_fill: bool = False,
+        max_fill_fraction: float | None = None,
+        time_source: TimeSource = "json",
     ) -> None:
         """Initialize a new BigEarthNetLS instance.
 
@@ -99,8 +115,11 @@ class BigEarthNetLS(LandsatBenchDataset):
             download: fetch and extract missing files from the Hugging Face Hub.
             checksum: verify MD5s of the split CSVs and the archive where they are known.
             on_error: "raise" or "skip" bad samples (see class docstring).
-            allow_all_fill: keep patches that are entirely fill (DN 0) instead of treating them
-                as bad samples (their labels describe nothing visible).
+            max_fill_fraction: None keeps every patch; a number in [0, 1] drops, at ``__init__``,
+                the patches whose fraction of fill pixels (DN 0 in every band, after the crop)
+                exceeds it (``0.99`` drops all-fill patches), listing them in :attr:`skipped`.
+            time_source: ``"json"`` (the true acquisition time) or ``"authors_filename"`` (the
+                authors' parse of the patch id, to reproduce the paper's features and probes).
 
         Raises:
             ValueError: for an invalid argument.
@@ -109,13 +128,19 @@ class BigEarthNetLS(LandsatBenchDataset):
         """
         if num_classes not in (19, 43):
             raise ValueError(f"num_classes must be 19 or 43, got {num_classes}")
+        if time_source not in get_args(TimeSource):
+            raise ValueError(
+                f"time_source must be 'json' (acquisition_date of the label JSON) or "
+                f"'authors_filename' (the authors' parse of the patch id), got {time_source!r}"
+            )
+        self.time_source = time_source
         self.num_classes = num_classes
         self.classes: list[str] = BigEarthNet.class_sets[num_classes]
         self._class2idx = {c: i for i, c in enumerate(BigEarthNet.class_sets[43])}
         self.image_dir = os.path.join(root, self.directory, "images")
         self.label_dir = os.path.join(root, self.directory, "labels")
         super().__init__(
-            root, split, patch_size, transforms, download, checksum, on_error, allow_all_fill
+            root, split, patch_size, transforms, download, checksum, on_error, max_fill_fraction
         )
 
     def image_path(self, patch_id: str) -> str:
@@ -165,7 +190,7 @@ class BigEarthNetLS(LandsatBenchDataset):
         """Read, validate and assemble one sample (no transforms)."""
         path = self.image_path(patch_id)
         array = read_raster(path, self.num_bands)
-        check_pixels(array, path, self.allow_all_fill)
+        check_pixels(array, path)
         image = to_tensor(array)
         if self.patch_size is not None:
             image = resize(center_crop(image, self.patch_size), self.patch_size)
@@ -188,7 +213,10 @@ class BigEarthNetLS(LandsatBenchDataset):
         if not isinstance(labels, list) or not labels:
             raise InvalidSampleError(f"{path}: 'labels' missing or empty")
         lat, lon = bounds_center_lonlat(doc, path)
-        time = parse_acquisition_date(doc.get("acquisition_date"), path)
+        if self.time_source == "authors_filename":
+            time = authors_filename_time(patch_id)
+        else:
+            time = parse_acquisition_date(doc.get("acquisition_date"), path)
         return labels, metadata_tensors(lat, lon, time)
 
     def _encode(self, labels: list[str], patch_id: str) -> Tensor:

@@ -69,7 +69,7 @@ class EuroSATLS(LandsatBenchDataset):
         download: bool = False,
         checksum: bool = False,
         on_error: OnError = "raise",
-        allow_all_fill: bool = False,
+        max_fill_fraction: float | None = None,
     ) -> None:
         """Initialize a new EuroSATLS instance.
 
@@ -81,7 +81,8 @@ class EuroSATLS(LandsatBenchDataset):
             download: fetch and extract missing files from the Hugging Face Hub.
             checksum: verify MD5s (known for the split files, not for the archive).
             on_error: "raise" or "skip" bad samples.
-            allow_all_fill: keep images that are entirely fill (DN 0).
+            max_fill_fraction: None keeps every image; a number in [0, 1] drops, at ``__init__``,
+                the images whose fraction of fill pixels (DN 0 in every band) exceeds it.
 
         Raises:
             ValueError: for an invalid argument.
@@ -90,7 +91,7 @@ class EuroSATLS(LandsatBenchDataset):
         """
         self._class2idx = {c: i for i, c in enumerate(self.classes)}
         super().__init__(
-            root, split, patch_size, transforms, download, checksum, on_error, allow_all_fill
+            root, split, patch_size, transforms, download, checksum, on_error, max_fill_fraction
         )
 
     def image_path(self, name: str) -> str:
@@ -130,7 +131,7 @@ class EuroSATLS(LandsatBenchDataset):
         """Read, validate and assemble one sample (no transforms)."""
         path = self.image_path(sample_id)
         array = read_raster(path, self.num_bands)[:7]  # drop ST_B10 (thermal)
-        check_pixels(array, path, self.allow_all_fill)
+        check_pixels(array, path)
         image = to_tensor(array)
         if self.patch_size is not None:
             image = resize(image, self.patch_size)

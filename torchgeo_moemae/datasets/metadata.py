@@ -83,6 +83,26 @@ def parse_acquisition_date(value: object, path: str | Path) -> float:
     return when.timestamp()
 
 
+def authors_filename_time(patch_id: str) -> float:
+    """The time the authors' loader derived from a BigEarthNet patch id, as POSIX seconds (UTC).
+
+    ``strptime(patch_id.split("_")[2][0:10], "%Y%m%dT%H")``: the date and the FIRST digit of the
+    hour (``S2A_MSIL2A_20170613T101031_..`` -> 01:00, ``..T093351..`` -> 00:00, and ``..T93351..``,
+    written without the leading zero, -> 09:00). Only to reproduce the published weights' inputs.
+
+    Raises:
+        InvalidSampleError: naming the id if it has no parseable date (their loader then failed).
+    """
+    try:
+        when = datetime.strptime(patch_id.split("_")[2][0:10], "%Y%m%dT%H")
+    except (IndexError, ValueError) as err:
+        raise InvalidSampleError(
+            f"{patch_id}: patch id has no date in the authors' format "
+            f"(S2A_MSIL2A_YYYYMMDDTHHMMSS_..): {err}"
+        ) from err
+    return when.replace(tzinfo=UTC).timestamp()
+
+
 def metadata_tensors(lat: float, lon: float, time: float) -> dict[str, Tensor]:
     """The sample keys: ``lat``/``lon`` float32 degrees, ``time`` float64 POSIX seconds (0-dim).
 

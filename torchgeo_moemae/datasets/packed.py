@@ -54,7 +54,7 @@ MANIFEST = "manifest.json"
 #: array name -> file of a pack
 ARRAYS = ("image", "label", "lat", "lon", "time", "id")
 #: dataset attributes that decide a pack's content (those a dataset has are recorded)
-SETTINGS = ("patch_size", "num_classes", "on_error", "allow_all_fill", "max_fill_fraction")
+SETTINGS = ("patch_size", "num_classes", "on_error", "max_fill_fraction", "time_source")
 UINT16_MAX = np.iinfo(np.uint16).max
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import rasterio
@@ -24,8 +23,6 @@ OnError = Literal["raise", "skip"]
 
 #: Landsat Collection 2 Level-2 fill value (DN).
 FILL_VALUE = 0
-
-T = TypeVar("T")
 
 
 class InvalidSampleError(ValueError):
@@ -67,24 +64,38 @@ def read_raster(path: str | Path, expected_bands: int) -> np.ndarray:
     return array
 
 
-def check_pixels(image: np.ndarray, path: str | Path, allow_all_fill: bool = False) -> None:
-    """Reject an image that holds no usable pixel.
+def check_pixels(image: np.ndarray, path: str | Path) -> None:
+    """Reject an image holding NaN/inf.
 
-    Partial fill (DN 0 at a scene edge) is kept: it is common in real patches and the model sees
-    it as dark pixels. An image that is entirely fill is an error unless ``allow_all_fill``: its
-    land-cover labels describe nothing in it (the real sample set has one such patch). NaN/inf
-    is always an error.
+    Fill (DN 0), partial or total, is kept, as in the authors' code and Landsat-Bench: the real
+    sample set has a patch that is entirely fill. ``max_fill_fraction`` drops such samples on request.
 
     Raises:
         InvalidSampleError: naming ``path``.
     """
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise InvalidSampleError(f"{path}: image holds non-finite values")
-    if not allow_all_fill and not (image != FILL_VALUE).any():
-        raise InvalidSampleError(
-            f"{path}: image is entirely fill (DN {FILL_VALUE}); "
-            "pass allow_all_fill=True to keep such patches or on_error='skip' to drop them"
+
+
+def fill_fraction(image: Tensor) -> float:
+    """Fraction of the pixels of a (C, H, W) image that are fill (DN 0 in every band)."""
+    return float((image == FILL_VALUE).all(dim=0).float().mean())
+
+
+def check_max_fill_fraction(value: float | None) -> float | None:
+    """Validate the ``max_fill_fraction`` argument: None or a number in [0, 1].
+
+    Raises:
+        ValueError: naming the argument.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(
+            "max_fill_fraction must be None (keep every sample) or a number in [0, 1] (drop samples "
+            f"whose fraction of fill pixels, DN 0 in every band, exceeds it), got {value!r}"
         )
+    return float(value)
 
 
 def center_crop(image: Tensor, size: int) -> Tensor:
@@ -114,37 +125,13 @@ def to_tensor(image: np.ndarray) -> Tensor:
     return torch.from_numpy(image.astype(np.float32, copy=False))
 
 
-def filter_valid(
-    keys: Iterable[T], load: Callable[[T], object], name: Callable[[T], str]
-) -> tuple[list[T], dict[str, str]]:
-    """Load every sample once and keep the good ones (the ``on_error="skip"`` path).
-
-    Args:
-        keys: sample keys in dataset order.
-        load: loads one sample, raising :class:`InvalidSampleError` for a bad one.
-        name: the id under which a bad sample is reported.
-
-    Returns:
-        the good keys, and ``{id: reason}`` for the bad ones.
-    """
-    good: list[T] = []
-    skipped: dict[str, str] = {}
-    for key in keys:
-        try:
-            load(key)
-        except InvalidSampleError as err:
-            skipped[name(key)] = str(err)
-        else:
-            good.append(key)
-    return good, skipped
-
-
 def warn_skipped(dataset: str, skipped: dict[str, str], kept: int) -> None:
-    """Log how many samples ``on_error="skip"`` dropped, with the first reason as an example."""
+    """Log how many samples were dropped (``on_error="skip"``, ``max_fill_fraction``), with the
+    first reason as an example."""
     if skipped:
         first = next(iter(skipped.values()))
         logger.warning(
-            "%s: skipped %d bad sample(s), kept %d (first: %s); see dataset.skipped",
+            "%s: skipped %d sample(s), kept %d (first: %s); see dataset.skipped",
             dataset,
             len(skipped),
             kept,

@@ -12,8 +12,9 @@ from .factory import (
     timm_name,
 )
 from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
-from .metadata import METADATA_FIELDS, encode_metadata, iso_week_and_utc_hour
+from .metadata import METADATA_FIELDS, HourEncoding, encode_metadata, iso_week_and_utc_hour
 from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
+from .provenance import checkpoint_hour_encoding
 from .registry import HF_HUB_ID, MODEL_SIZES, MODEL_VARIANTS
 from .weights import (
     MoEMAELandsat_Weights,
@@ -30,6 +31,7 @@ __all__ = [
     "MODEL_SIZES",
     "MODEL_VARIANTS",
     "EncoderOutput",
+    "HourEncoding",
     "MAEOutput",
     "MoEAux",
     "MoEMAE",
@@ -39,6 +41,7 @@ __all__ = [
     "MoEMAELandsat_Weights",
     "NoisyTopKGate",
     "SwiGLUMoE",
+    "checkpoint_hour_encoding",
     "create_encoder",
     "create_mae",
     "encode_metadata",

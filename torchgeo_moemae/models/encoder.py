@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ._checks import eager_checks_enabled, value_checks_enabled
 from .block import MoEBlock
-from .metadata import METADATA_FIELDS, encode_metadata
+from .metadata import METADATA_FIELDS, HourEncoding, check_hour_encoding, encode_metadata
 from .moe import MoEAux
 
 __all__ = ["EncoderOutput", "MoEMAEEncoder", "expert_schedule", "hidden_schedule"]
@@ -87,6 +87,9 @@ class MoEMAEEncoder(nn.Module):
         global_pool: ``"token"`` (CLS), ``"avg"`` (mean of all tokens), ``"flatten"`` (all tokens
             as one vector) or ``""`` (no pooling: the ``(B, 5 + L, C)`` tokens, as timm's ViTs).
         head_drop: dropout before the classifier.
+        hour_encoding: how the hour token reads ``time``: ``"utc"`` (the true UTC hour, default)
+            or ``"authors"`` (the first digit of the zero-padded UTC hour, as the authors'
+            published weights were trained; their pretrained cfg ``moemae_landsat.ben_ls`` sets it).
         allow_nonfinite: let NaN/inf pixels through instead of raising (their tokens become NaN).
 
     The forward methods take the metadata as keyword arguments only (``lat=``, ``lon=``,
@@ -116,9 +119,11 @@ class MoEMAEEncoder(nn.Module):
         num_classes: int = 0,
         global_pool: GlobalPool = "token",
         head_drop: float = 0.0,
+        hour_encoding: HourEncoding = "utc",
         allow_nonfinite: bool = False,
     ) -> None:
         super().__init__()
+        self.hour_encoding = check_hour_encoding(hour_encoding)
         self.allow_nonfinite = allow_nonfinite
         self.grad_checkpointing = False
         self.img_size: tuple[int, int] = to_2tuple(img_size)
@@ -262,7 +267,15 @@ class MoEMAEEncoder(nn.Module):
             self._check_image(x)
         b = x.shape[0]
         patches = self.patch_embed(x) + self.pos_embed[:, self.num_prefix_tokens :]
-        meta = encode_metadata(lat, lon, time, b, device=x.device, dtype=self.meta_weight.dtype)
+        meta = encode_metadata(
+            lat,
+            lon,
+            time,
+            b,
+            device=x.device,
+            dtype=self.meta_weight.dtype,
+            hour_encoding=self.hour_encoding,
+        )
         meta_tokens = torch.einsum("bmk,mck->bmc", meta, self.meta_weight) + self.meta_bias
         prefix = torch.cat([meta_tokens.to(patches.dtype), self.cls_token.expand(b, -1, -1)], dim=1)
         return prefix + self.pos_embed[:, : self.num_prefix_tokens], patches

@@ -33,6 +33,8 @@ from torchvision.models._api import WeightsEnum
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
+from .metadata import HourEncoding
+from .provenance import checkpoint_hour_encoding
 from .registry import (
     EXPORT_WEIGHTS_FILENAME,
     MODEL_VARIANTS,
@@ -195,6 +197,13 @@ def _resolve_weights(
     )
 
 
+def _hour_encoding(weights: Weights | None, source: Path | Mapping[str, Any]) -> HourEncoding:
+    """The hour rule the weights were trained with: a weights entry says, a checkpoint shows it."""
+    if isinstance(weights, WeightsEnum):
+        return weights.meta["hour_encoding"]
+    return checkpoint_hour_encoding(source)
+
+
 def _pick_name(model: str | None, weights: Weights | None, arch: str | None) -> str:
     """The timm name to build: ``model``'s, else the weights' architecture, else the S model."""
     if model is None:
@@ -228,6 +237,8 @@ def create_encoder(
     arch, source = _resolve_weights(weights)
     name = _pick_name(model, weights, arch)
     if _is_moemae(name):
+        if source is not None:  # weights keep the hour rule they were trained with
+            kwargs.setdefault("hour_encoding", _hour_encoding(weights, source))
         built = timm.create_model(name, **kwargs)
         # features_only wraps the (possibly pruned) encoder in timm's getter net, as ``.model``
         ours = built if isinstance(built, MoEMAEEncoder) else getattr(built, "model", None)
@@ -249,6 +260,7 @@ def create_mae(
     model: str | None = None,
     weights: Weights | None = None,
     allow_encoder_weights: bool = False,
+    hour_encoding: HourEncoding | None = None,
     **kwargs: Any,
 ) -> MoEMAE:
     """The full MoE-MAE (encoder + decoder), optionally from weights.
@@ -261,13 +273,17 @@ def create_mae(
         weights: full-MAE weights (the authors' ``.pth``, ``mae.safetensors``, an export folder's
             ``mae.safetensors`` ...); None for a random initialisation.
         allow_encoder_weights: accept encoder-only weights too (the decoder then starts from scratch).
+        hour_encoding: the encoder's hour rule; None: the one the weights were trained with
+            (:func:`~torchgeo_moemae.models.checkpoint_hour_encoding`), ``"utc"`` without weights.
         **kwargs: forwarded to :class:`MoEMAE` (``mask_ratio``, decoder settings).
     """
     arch, source = _resolve_weights(weights)
     name = timm_name(_pick_name(model, weights, arch), moemae_only=True)
     if isinstance(source, Path) and source.is_dir() and (source / MAE_FILENAME).is_file():
         source = source / MAE_FILENAME
-    encoder = timm.create_model(name)
+    if hour_encoding is None:
+        hour_encoding = "utc" if source is None else _hour_encoding(weights, source)
+    encoder = timm.create_model(name, hour_encoding=hour_encoding)
     assert isinstance(encoder, MoEMAEEncoder)
     mae = MoEMAE(encoder, **kwargs)
     if source is None:

@@ -9,23 +9,39 @@ Conventions (shared by the datasets, the model and the docs):
   A missing value is encoded as the pair ``(0, 0)``, exactly as the authors' model saw EuroSAT.
 * Latitudes outside [-90, 90], longitudes outside [-180, 180] and infinite values are refused
   (checked in eager mode; FX tracing and ``torch.compile`` skip the checks).
+* ``hour_encoding``: ``"utc"`` encodes the true UTC hour; ``"authors"`` the hour the authors'
+  published weights were trained with (the first digit of the zero-padded hour, SPEC 6).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 from ._checks import eager_checks_enabled, value_checks_enabled
 
-__all__ = ["METADATA_FIELDS", "encode_metadata", "iso_week_and_utc_hour"]
+__all__ = ["METADATA_FIELDS", "HourEncoding", "encode_metadata", "iso_week_and_utc_hour"]
 
 #: Order of the metadata tokens in the encoder sequence (token i is field i; CLS follows at 4).
 METADATA_FIELDS: tuple[str, ...] = ("week", "hour", "lat", "lon")
 
 _SECONDS_PER_DAY = 86_400
+
+#: How the hour token reads ``time``: the true UTC hour, or the authors' first-digit hour.
+HourEncoding = Literal["utc", "authors"]
+
+
+def check_hour_encoding(hour_encoding: str) -> HourEncoding:
+    """Return ``hour_encoding`` if it is one of :data:`HourEncoding`, else raise a ValueError."""
+    if hour_encoding not in get_args(HourEncoding):
+        raise ValueError(
+            f"hour_encoding must be 'utc' (true UTC hour) or 'authors' (the hour rule of the "
+            f"authors' published weights), got {hour_encoding!r}"
+        )
+    return hour_encoding  # type: ignore[return-value]
 
 
 def _days_from_civil_jan1(year: Tensor) -> Tensor:
@@ -117,10 +133,15 @@ def encode_metadata(
     batch_size: int,
     device: torch.device | None = None,
     dtype: torch.dtype = torch.float32,
+    hour_encoding: HourEncoding = "utc",
 ) -> Tensor:
     """Encode metadata as the four (sin, cos) pairs the encoder consumes.
 
-    week -> ``2*pi*w/52`` (ISO week), hour -> ``2*pi*h/24`` (UTC), lat/lon -> their angle in radians.
+    week -> ``2*pi*w/52`` (ISO week), hour -> ``2*pi*h/24``, lat/lon -> their angle in radians.
+    ``h`` is the UTC hour (``"utc"``) or, with ``"authors"``, the first digit of the zero-padded
+    two-digit UTC hour (09 -> 0, 10 and 11 -> 1): the authors' loader parsed the file name's
+    ``T093351`` with ``strptime("%Y%m%dT%H")`` on ``"T0"``, and their published weights were
+    trained with those hours.
 
     Args:
         lat: latitude in degrees ``(B,)`` or None.
@@ -129,6 +150,7 @@ def encode_metadata(
         batch_size: B, used to validate shapes and to build all-missing encodings.
         device: device of the result (defaults to that of the first given field).
         dtype: dtype of the result.
+        hour_encoding: ``"utc"`` or ``"authors"`` (see above).
 
     Returns:
         ``(B, 4, 2)`` in the order of :data:`METADATA_FIELDS`; missing entries are ``(0, 0)``.
@@ -139,6 +161,7 @@ def encode_metadata(
         TypeError: (eager mode) a non-tensor field or a ``time`` that is neither float64 nor an
             integer type.
     """
+    check_hour_encoding(hour_encoding)
     if eager_checks_enabled():
         for name, value in (("lat", lat), ("lon", lon), ("time", time)):
             _check_field(name, value, batch_size)
@@ -159,6 +182,8 @@ def encode_metadata(
         t = time.to(device=device, dtype=torch.float64)
         time_valid = torch.isfinite(t)
         week, hour = iso_week_and_utc_hour(torch.where(time_valid, t, torch.zeros_like(t)))
+        if hour_encoding == "authors":
+            hour = hour // 10
         week_angle = 2 * math.pi * week.double() / 52
         hour_angle = 2 * math.pi * hour.double() / 24
     lat_angle, lat_valid = angle_of(lat, math.pi / 180)

@@ -20,6 +20,7 @@ from timm.models import (
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
+from .provenance import checkpoint_hour_encoding
 
 __all__ = [
     "EXPORT_WEIGHTS_FILENAME",
@@ -82,6 +83,13 @@ default_cfgs = generate_default_cfgs(
     }
 )
 
+#: Constructor arguments the published weights of a pretrained cfg were trained with (timm's
+#: PretrainedCfg has no field for them); explicit ``create_model`` kwargs override them.
+PRETRAINED_MODEL_ARGS: dict[str, dict[str, Any]] = {
+    # The authors' loader kept the first digit of the hour (SPEC 6); their weights expect it.
+    "moemae_landsat.ben_ls": {"hour_encoding": "authors"},
+}
+
 
 class PretrainedWeightsError(RuntimeError):
     """Pretrained weights cannot be found or read; the message says how to load them instead."""
@@ -121,6 +129,14 @@ def _pretrained_location(cfg: dict[str, Any]) -> tuple[str, str]:
     return ("url", str(cfg["url"])) if cfg.get("url") else ("", "")
 
 
+def _trained_with(cfg: dict[str, Any], load_from: str, location: str) -> dict[str, Any]:
+    """Constructor arguments the weights were trained with (explicit kwargs override them)."""
+    if load_from in ("file", "local-dir"):
+        # A local file may be the authors' or one trained here: its content tells which.
+        return {"hour_encoding": checkpoint_hour_encoding(location)}
+    return PRETRAINED_MODEL_ARGS.get(f"{cfg['architecture']}.{cfg['tag']}", {})
+
+
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
     name = variant.split(".")[0]
     # features_only: timm's getter wrapper over forward_intermediates, as for its ViTs.
@@ -144,6 +160,7 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         overlay["file"] = str(Path(location) / EXPORT_WEIGHTS_FILENAME)
         model_args["pretrained_cfg_overlay"] = overlay
     try:
+        model_args = {**_trained_with(cfg, load_from, location), **model_args}
         return build_model_with_cfg(
             MoEMAEEncoder,
             variant,

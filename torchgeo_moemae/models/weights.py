@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
-from .registry import HF_HUB_FILENAME, HF_HUB_ID
+from .registry import HF_HUB_FILENAME, HF_HUB_ID, PRETRAINED_MODEL_ARGS
 
 __all__ = [
     "MoEMAELandsatXS_Weights",
@@ -70,6 +70,8 @@ class MoEMAELandsat_Weights(WeightsEnum):
             "hf_hub_filename": HF_HUB_FILENAME,
             "ssl_method": "moe-mae",
             "bands": BANDS,
+            # the hour rule these weights were trained with (see MoEMAEEncoder.hour_encoding)
+            "hour_encoding": PRETRAINED_MODEL_ARGS["moemae_landsat.ben_ls"]["hour_encoding"],
         },
     )
 
