@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "torchgeo_moemae.probe.cli_probe",
         "fit linear probes on embeddings and report metrics",
     ),
+    "embed-scene": (
+        "torchgeo_moemae._cli_embed_scene",
+        "embedding map of a whole Landsat scene as a GeoTIFF",
+    ),
     "analyze": (
         "torchgeo_moemae.analysis.cli",
         "reconstructions, expert maps, sparsity table, plots",

@@ -8,6 +8,7 @@
 """
 
 from .embed import POOLS, embed_scene
+from .encoder import load_scene_encoder
 from .grid import WindowGrid
 from .mtl import LandsatMTL, parse_mtl, read_mtl
 from .quicklook import pca_rgb, save_quicklook
@@ -23,6 +24,7 @@ __all__ = [
     "SceneReader",
     "WindowGrid",
     "embed_scene",
+    "load_scene_encoder",
     "open_scene",
     "parse_mtl",
     "pca_rgb",
