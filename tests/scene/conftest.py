@@ -1,0 +1,62 @@
+"""Fixtures of the scene-embedding tests: the committed real crop, synthetic products, encoders."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import timm
+import torch
+
+import torchgeo_moemae  # noqa: F401  (registers the timm models)
+from torchgeo_moemae.models import MoEMAEEncoder
+
+TESTS = Path(__file__).resolve().parents[1]
+#: the public-domain Liverpool crop committed with the tests (see its PROVENANCE.md)
+CROP = TESTS / "data" / "landsat8-l2-scene"
+
+
+@pytest.fixture(scope="session")
+def scene_data() -> ModuleType:
+    """``tests/data/landsat_scene/data.py`` (imported by path: ``tests`` is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "fake_landsat_scene", TESTS / "data" / "landsat_scene" / "data.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def product(tmp_path: Path, scene_data: ModuleType) -> Path:
+    """A small synthetic product folder (fill block in the upper-left corner, QA_PIXEL)."""
+    return scene_data.make_product(tmp_path / "in")
+
+
+@pytest.fixture(scope="session")
+def encoder_s() -> MoEMAEEncoder:
+    """The S encoder (144 dims), random init with a fixed seed, eval mode."""
+    torch.manual_seed(0)
+    return timm.create_model("moemae_landsat").eval()
+
+
+@pytest.fixture(scope="session")
+def encoder_xxs() -> MoEMAEEncoder:
+    """The XXS encoder (fast), random init with a fixed seed, eval mode."""
+    torch.manual_seed(1)
+    return timm.create_model("moemae_landsat_xxs").eval()
+
+
+@pytest.fixture(scope="session")
+def crop() -> Path:
+    """The committed real crop folder."""
+    return CROP
+
+
+@pytest.fixture(scope="session")
+def crop_mtl(crop: Path) -> Path:
+    """The crop's MTL file."""
+    return next(crop.glob("*_MTL.txt"))
