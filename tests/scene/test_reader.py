@@ -111,14 +111,14 @@ def test_ungeoreferenced_size_must_match_mtl(tmp_path: Path, scene_data: ModuleT
     mtl = next(product.glob("*_MTL.txt"))
     mtl.write_text(mtl.read_text().replace("REFLECTIVE_LINES = 100", "REFLECTIVE_LINES = 7801"))
     with pytest.raises(
-        ValueError, match="has no georeferencing and is 100x130 px.*cannot georeference"
+        ValueError, match=r"has no georeferencing and is 100x130 px.*cannot georeference"
     ):
         LandsatProduct(product)
 
 
 def test_not_a_product(tmp_path: Path) -> None:
     with pytest.raises(
-        ValueError, match="expected a Landsat Collection 2 Level-2 product folder or .tar"
+        ValueError, match=r"expected a Landsat Collection 2 Level-2 product folder or \.tar"
     ):
         open_scene(tmp_path / "nothing.tif")
     with pytest.raises(TypeError, match="source must be"):
