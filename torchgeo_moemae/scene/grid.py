@@ -60,7 +60,7 @@ class WindowGrid:
     def out_transform(self) -> Affine:
         """Output pixel -> map transform (pixel = ``stride`` scene pixels, centred on its window)."""
         shift = (self.size - self.stride) / 2
-        return self.transform * Affine.translation(shift, shift) * Affine.scale(self.stride)
+        return self.transform @ Affine.translation(shift, shift) @ Affine.scale(self.stride)
 
     @cached_property
     def _to_lonlat(self) -> Transformer:
@@ -69,7 +69,7 @@ class WindowGrid:
     def centres(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Map coordinates ``x, y`` ``(cols,)`` of the centres of the windows of grid row ``row``."""
         cols = np.arange(self.cols) * self.stride + self.size / 2
-        x, y = self.transform * (cols, np.full(self.cols, row * self.stride + self.size / 2))
+        x, y = self.transform @ (cols, np.full(self.cols, row * self.stride + self.size / 2))
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def latlon(self, row: int) -> tuple[np.ndarray, np.ndarray]:
