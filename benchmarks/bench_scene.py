@@ -130,6 +130,9 @@ def set_dispatch(encoder: torch.nn.Module, dispatch: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"a {QUICK[0]}x{QUICK[1]} px scene")
+    parser.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="another scene size in px"
+    )
     parser.add_argument("--model", default="moemae_landsat", help="default: %(default)s (S)")
     parser.add_argument("--stride", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", type=Path, help="keep the scene here (default: temp dir)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    height, width = QUICK if args.quick else FULL
+    height, width = args.size or (QUICK if args.quick else FULL)
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         start = time.perf_counter()
@@ -184,7 +187,10 @@ def main(argv: list[str] | None = None) -> dict:
         ("lat/lon, all rows", f"{reading['latlon_all_rows_s']:.3f} s"),
         *((f"model ({d})", f"{v:.1f} windows/s") for d, v in model.items()),
         ("embed_scene", f"{total_s:.1f} s, {n / total_s:.1f} windows/s ({args.dispatch})"),
-        ("minutes per full scene", f"{result['minutes_per_scene']:.1f} (extrapolated if --quick)"),
+        (
+            "minutes per full scene",
+            f"{result['minutes_per_scene']:.1f} (extrapolated by area if smaller)",
+        ),
         ("peak RSS", f"{result['peak_rss_mb']:.0f} MiB"),
         ("output", f"{size_mb:.1f} MiB"),
     ]

@@ -14,8 +14,8 @@ import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.models import MoEMAEEncoder
 
 TESTS = Path(__file__).resolve().parents[1]
-#: the public-domain Liverpool crop committed with the tests (see its PROVENANCE.md)
-CROP = TESTS / "data" / "landsat8-l2-scene"
+#: the public-domain Liverpool crop committed with the docs (see its PROVENANCE.md)
+CROP = TESTS.parent / "docs" / "data" / "landsat8-l2-scene"
 
 
 @pytest.fixture(scope="session")

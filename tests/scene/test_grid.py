@@ -42,7 +42,7 @@ def test_latlon_matches_pyproj() -> None:
     x, y = 487020 + (7 * 40 + 19.5) * 30, 5929980 - (3 * 40 + 19.5) * 30
     elon, elat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(x, y)
     assert lat[7] == pytest.approx(elat, abs=1e-9) and lon[7] == pytest.approx(elon, abs=1e-9)
-    assert 53.3 < lat[7] < 53.5 and -3.3 < lon[7] < -3.0  # the Wirral, near Liverpool
+    assert 53.3 < lat[7] < 53.5 and -3.3 < lon[7] < -3.0  # the Sefton coast, north of Liverpool
 
 
 def test_scene_too_small() -> None:
