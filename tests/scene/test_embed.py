@@ -20,13 +20,18 @@ from torchgeo_moemae.datasets.stats import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHN
 from torchgeo_moemae.models import MoEMAEEncoder
 from torchgeo_moemae.scene import embed_scene, read_mtl
 
+# The real crop's TIFFs carry no georeferencing on purpose (the MTL has it): reading them directly
+# here warns.
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
 
 def _stack(folder: Path) -> np.ndarray:
     """All seven bands of a product, ``(7, H, W)`` DN, read independently of the scene readers."""
-    with rasterio.Env():
-        return np.stack(
-            [rasterio.open(next(folder.glob(f"*_{band}.TIF"))).read(1) for band in BANDS]
-        )
+    bands = []
+    for band in BANDS:
+        with rasterio.open(next(folder.glob(f"*_{band}.TIF"))) as src:
+            bands.append(src.read(1))
+    return np.stack(bands)
 
 
 def _reference(
