@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
         ("lat/lon, all rows", f"{reading['latlon_all_rows_s']:.3f} s"),
         *((f"model ({d})", f"{v:.1f} windows/s") for d, v in model.items()),
         ("embed_scene", f"{total_s:.1f} s, {n / total_s:.1f} windows/s ({args.dispatch})"),
+        ("CPU time", f"{cpu_s:.1f} s: {n / cpu_s:.1f} windows per CPU-second"),
+        ("load average", f"{load:.1f} on {os.cpu_count()} cores (shared machine: slower)"),
         (
             "minutes per full scene",
             f"{result['minutes_per_scene']:.1f} (extrapolated by area if smaller)",
