@@ -17,14 +17,14 @@ def test_bench_scene_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "scene.json"
-    args = ["--quick", "--model", "moemae_landsat_xxs", "--batch-size", "8", "--threads", "1"]
+    args = ["--quick", "--model", "moemae_landsat_xxs", "--batch-size", "8", "--model-batch", "8"]
     result = bench.main(
         [*args, "--reader-rows", "1", "--json", str(out), "--workdir", str(tmp_path)]
     )
     assert json.loads(out.read_text()) == result
     assert result["scene_px"] == [200, 240] and result["windows"] == 5 * 6
     assert result["reading"]["windows"] == 6  # one grid row raced by both readers
-    for key in ("windows_per_s", "minutes_per_scene", "peak_rss_mb"):
+    for key in ("windows_per_s", "windows_per_cpu_s", "minutes_per_scene", "peak_rss_mb"):
         assert result[key] > 0
     printed = capsys.readouterr().out
     assert "minutes per full scene" in printed and "peak RSS" in printed
