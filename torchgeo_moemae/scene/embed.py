@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rasterio
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor
@@ -26,6 +27,9 @@ __all__ = ["POOLS", "embed_scene", "scene_windows"]
 #: Embedding of a window: the CLS token, or the mean of its patch tokens.
 POOLS = ("cls", "avg")
 Pool = Literal["cls", "avg"]
+
+#: GDAL block cache while embedding (bytes): a few tile rows of the seven bands.
+GDAL_CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -183,6 +187,9 @@ def embed_scene(
         encoder = encoder.to(device)
         bar = tqdm(total=grid.rows * grid.cols, unit="win", disable=not progress, desc="embed")
         with (
+            # GDAL's block cache defaults to 5% of RAM; each tile row is read once, so a small
+            # cache suffices and memory stays flat however large the scene.
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
             EmbeddingWriter(
                 out_path, grid.rows, grid.cols, dim, grid.crs, grid.out_transform, tags
             ) as writer,
