@@ -39,7 +39,7 @@ RST_SKIP = ".. skip: next"
 MD_SKIP = "<!-- skip -->"
 
 #: Subpackages whose public names (``__all__``) must appear in the API reference.
-API_PACKAGES = ("models", "datasets", "datamodules", "trainers", "probe", "analysis")
+API_PACKAGES = ("models", "datasets", "datamodules", "trainers", "probe", "analysis", "scene")
 
 
 @dataclass

@@ -42,6 +42,9 @@ COMMANDS: dict[str, Command] = {
     "analyze": Command(
         "torchgeo_moemae.cli.analyze", "reconstructions, expert maps, sparsity table, plots"
     ),
+    "embed-scene": Command(
+        "torchgeo_moemae.cli.embed_scene", "embedding map (GeoTIFF) of a whole Landsat scene"
+    ),
     "pack": Command(
         "torchgeo_moemae.cli.pack",
         "pack dataset splits into memory-mappable arrays for fast loading",

@@ -1,0 +1,219 @@
+"""Embedding a whole Landsat scene: windows/s, minutes per scene and peak memory of ``embed_scene``.
+
+Writes a synthetic, georeferenced Collection 2 Level-2 product (default full size: 7,800 x 7,600 px,
+7 uint16 bands, deflate-tiled like USGS's) to a temporary folder, then measures separately:
+
+* reading: the strip reader (one 40-row strip of all 7 bands per grid row) against TorchGeo's
+  ``GridGeoSampler`` + ``RasterDataset`` (one query per window) on the same windows;
+* reprojection: the window centres' lat/lon (pyproj, one vectorised call per grid row);
+* model: ``forward_features`` on one batch, per MoE dispatch (``routed``/``fused``);
+* the whole ``embed_scene`` (read, reproject, embed, write the COG and the quicklook), in wall
+  time and in CPU time (all threads): on a machine shared with other jobs (see the load average
+  printed) wall time overstates what an idle machine needs, CPU time does not,
+
+and prints a table and writes JSON. Peak RSS is the process maximum (``getrusage``).
+
+Examples::
+
+    python benchmarks/bench_scene.py                   # full scene, stride 40 (~37,000 windows)
+    python benchmarks/bench_scene.py --quick           # 200 x 240 px, seconds (used by the tests)
+    python benchmarks/bench_scene.py --threads 2 --dispatch fused --json scene.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+
+import torchgeo_moemae  # noqa: F401  (registers the timm models)
+from torchgeo_moemae.models import SwiGLUMoE
+from torchgeo_moemae.scene import (
+    LandsatProduct,
+    WindowGrid,
+    embed_scene,
+    make_synthetic_landsat_product,
+)
+from torchgeo_moemae.scene.embed import scene_windows
+
+FULL = (7800, 7600)
+QUICK = (200, 240)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_reading(product: Path, stride: int, max_rows: int) -> dict[str, float]:
+    """Windows/s of the strip reader and of GridGeoSampler queries on the first ``max_rows`` rows."""
+    from torchgeo.datasets import RasterDataset
+    from torchgeo.samplers import GridGeoSampler
+
+    from torchgeo_moemae.bands import BANDS
+
+    reader = LandsatProduct(product)
+    grid = WindowGrid(reader.height, reader.width, reader.transform, reader.crs, stride=stride)
+    rows = min(max_rows, grid.rows)
+
+    class Rows(WindowGrid):  # the first `rows` grid rows only
+        @property
+        def rows(self) -> int:
+            return rows
+
+    start = time.perf_counter()
+    strip = sum(len(b.index) for b in scene_windows(reader, Rows(**vars(grid)), 256))
+    strip_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for row in range(grid.rows):
+        grid.latlon(row)
+    lat_s = time.perf_counter() - start
+
+    class LandsatSR(RasterDataset):
+        filename_glob = "LC08_*_SR_B1.TIF"
+        filename_regex = r"^LC08_L2SP_\d{6}_(?P<date>\d{8})_\d{8}_\d{2}_T1_(?P<band>SR_B\d)\.TIF$"
+        separate_files = True
+        all_bands = BANDS
+
+    dataset = LandsatSR(paths=product)
+    sampler = GridGeoSampler(dataset, size=40, stride=stride)
+    start = time.perf_counter()
+    n = 0
+    for query in sampler:
+        dataset[query]
+        n += 1
+        if n == strip:
+            break
+    grid_s = time.perf_counter() - start
+    reader.close()
+    return {
+        "windows": strip,
+        "strip_reader_windows_per_s": strip / strip_s,
+        "gridgeosampler_windows_per_s": n / grid_s,
+        "latlon_all_rows_s": lat_s,
+    }
+
+
+def bench_model(model: str, batch_size: int, dispatch: str) -> float:
+    """Windows/s of ``forward_features`` on one random batch (median of 3)."""
+    encoder = timm.create_model(model).eval()
+    set_dispatch(encoder, dispatch)
+    x = torch.randn(batch_size, 7, 40, 40)
+    meta = dict(
+        lat=torch.full((batch_size,), 53.0),
+        lon=torch.full((batch_size,), -3.0),
+        time=torch.full((batch_size,), 1.6e9, dtype=torch.float64),
+    )
+    times = []
+    with torch.inference_mode():
+        encoder.forward_features(x, **meta)
+        for _ in range(3):
+            start = time.perf_counter()
+            encoder.forward_features(x, **meta)
+            times.append(time.perf_counter() - start)
+    return batch_size / sorted(times)[1]
+
+
+def set_dispatch(encoder: torch.nn.Module, dispatch: str) -> None:
+    """Switch every MoE layer to ``dispatch`` (``auto``, ``routed``, ``fused``)."""
+    for module in encoder.modules():
+        if isinstance(module, SwiGLUMoE):
+            module.dispatch = dispatch  # type: ignore[assignment]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"a {QUICK[0]}x{QUICK[1]} px scene")
+    parser.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="another scene size in px"
+    )
+    parser.add_argument("--model", default="moemae_landsat", help="default: %(default)s (S)")
+    parser.add_argument("--stride", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--dispatch", default="auto", choices=["auto", "routed", "fused"])
+    parser.add_argument(
+        "--model-batch", type=int, default=64, help="batch of the model-only timing"
+    )
+    parser.add_argument("--reader-rows", type=int, default=3, help="grid rows for the reader race")
+    parser.add_argument("--json", type=Path, default=Path("bench_scene.json"))
+    parser.add_argument("--workdir", type=Path, help="keep the scene here (default: temp dir)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    height, width = args.size or (QUICK if args.quick else FULL)
+
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        start = time.perf_counter()
+        product = make_synthetic_landsat_product(tmp, height, width)
+        write_s = time.perf_counter() - start
+        reading = bench_reading(product, args.stride, args.reader_rows)
+        model = {d: bench_model(args.model, args.batch_size, d) for d in ("routed", "fused")}
+        encoder = timm.create_model(args.model).eval()
+        set_dispatch(encoder, args.dispatch)
+        load = os.getloadavg()[0]
+        start, cpu = time.perf_counter(), time.process_time()
+        out = embed_scene(
+            product, Path(tmp) / "emb.tif", encoder, stride=args.stride, batch_size=args.batch_size,
+            progress=sys.stderr.isatty(),
+        )  # fmt: skip
+        total_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        n = ((height - 40) // args.stride + 1) * ((width - 40) // args.stride + 1)
+        size_mb = out.stat().st_size / 2**20
+
+    result = {
+        "scene_px": [height, width],
+        "stride": args.stride,
+        "windows": n,
+        "model": args.model,
+        "dispatch": args.dispatch,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "write_synthetic_scene_s": write_s,
+        "reading": reading,
+        "model_windows_per_s": model,
+        "embed_scene_s": total_s,
+        "windows_per_s": n / total_s,
+        "cpu_s": cpu_s,
+        "windows_per_cpu_s": n / cpu_s,
+        "load_average_1min": load,
+        "cpu_count": os.cpu_count(),
+        "minutes_per_scene": total_s / 60 * (FULL[0] * FULL[1]) / (height * width),
+        "peak_rss_mb": peak_rss_mb(),
+        "output_mb": size_mb,
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+    }
+    rows = [
+        ("scene", f"{height} x {width} px, stride {args.stride}: {n} windows"),
+        ("strip reader", f"{reading['strip_reader_windows_per_s']:.0f} windows/s"),
+        ("GridGeoSampler", f"{reading['gridgeosampler_windows_per_s']:.0f} windows/s"),
+        ("lat/lon, all rows", f"{reading['latlon_all_rows_s']:.3f} s"),
+        *((f"model ({d})", f"{v:.1f} windows/s") for d, v in model.items()),
+        ("embed_scene", f"{total_s:.1f} s, {n / total_s:.1f} windows/s ({args.dispatch})"),
+        ("CPU time", f"{cpu_s:.1f} s: {n / cpu_s:.1f} windows per CPU-second"),
+        ("load average", f"{load:.1f} on {os.cpu_count()} cores (shared machine: slower)"),
+        (
+            "minutes per full scene",
+            f"{result['minutes_per_scene']:.1f} (extrapolated by area if smaller)",
+        ),
+        ("peak RSS", f"{result['peak_rss_mb']:.0f} MiB"),
+        ("output", f"{size_mb:.1f} MiB"),
+    ]
+    width_ = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width_}}  {value}")
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

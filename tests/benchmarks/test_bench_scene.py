@@ -1,0 +1,31 @@
+"""benchmarks/bench_scene.py runs (quick mode) and reports what it promises; no timing asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scene.py"
+
+
+def test_bench_scene_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_scene", BENCH)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "scene.json"
+    args = ["--quick", "--model", "moemae_landsat_xxs", "--batch-size", "8", "--model-batch", "8"]
+    result = bench.main(
+        [*args, "--reader-rows", "1", "--json", str(out), "--workdir", str(tmp_path)]
+    )
+    assert json.loads(out.read_text()) == result
+    assert result["scene_px"] == [200, 240] and result["windows"] == 5 * 6
+    assert result["reading"]["windows"] == 6  # one grid row raced by both readers
+    for key in ("windows_per_s", "windows_per_cpu_s", "minutes_per_scene", "peak_rss_mb"):
+        assert result[key] > 0
+    printed = capsys.readouterr().out
+    assert "minutes per full scene" in printed and "peak RSS" in printed
+    assert [p.name for p in tmp_path.iterdir()] == ["scene.json"]  # the scene was cleaned up

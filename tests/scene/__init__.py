@@ -1,0 +1,1 @@
+"""Tests of torchgeo_moemae.scene."""

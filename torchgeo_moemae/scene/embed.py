@@ -1,0 +1,209 @@
+"""Embed a whole scene: 40x40 windows on a regular grid -> one embedding per window -> GeoTIFF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..models import MoEMAEEncoder
+from ..utils import eval_mode
+from .grid import WindowGrid
+from .quicklook import save_quicklook
+from .reader import SceneReader, open_scene
+from .writer import EmbeddingWriter
+
+__all__ = ["POOLS", "embed_scene", "scene_windows"]
+
+#: Embedding of a window: the CLS token, or the mean of its patch tokens.
+POOLS = ("cls", "avg")
+Pool = Literal["cls", "avg"]
+
+#: GDAL block cache while embedding (bytes): a few tile rows of the seven bands.
+GDAL_CACHE_BYTES = 256 * 2**20
+
+
+@dataclass
+class _Rows:
+    """The windows of consecutive grid rows that are not fill, with their metadata."""
+
+    rows: list[int]
+    images: np.ndarray  # (N, 7, size, size) DN
+    lat: np.ndarray  # (N,)
+    lon: np.ndarray  # (N,)
+    index: np.ndarray  # (N,) position row * cols + col within `rows`' block
+
+
+def scene_windows(
+    reader: SceneReader,
+    grid: WindowGrid,
+    min_windows: int,
+    max_fill_fraction: float = 1.0,
+) -> Iterator[_Rows]:
+    """Read the scene one row strip at a time and yield blocks of at least ``min_windows`` windows
+    (whole grid rows, so memory is bounded by ``min_windows`` + one row of windows).
+
+    A window is nodata (left out) when it is entirely fill, or when its fill fraction exceeds
+    ``max_fill_fraction``; fill pixels of the other windows keep DN 0, as in the pre-training data.
+    """
+    block: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    pending = 0
+    for row in range(grid.rows):
+        data, fill = reader.read_rows(row * grid.stride, grid.size)
+        # (7, size, cols, size) views -> (cols, 7, size, size); no copy until the selection below.
+        windows = sliding_window_view(data, grid.size, axis=2)[:, :, :: grid.stride][
+            :, :, : grid.cols
+        ]
+        fraction = sliding_window_view(fill, grid.size, axis=1)[:, :: grid.stride][
+            :, : grid.cols
+        ].mean(axis=(0, 2))
+        keep = np.flatnonzero((fraction < 1.0) & (fraction <= max_fill_fraction))
+        lat, lon = grid.latlon(row)
+        images = np.ascontiguousarray(windows[:, :, keep].transpose(2, 0, 1, 3))
+        block.append((row, images, lat[keep], lon[keep], keep, fraction))
+        pending += len(keep)
+        if pending >= min_windows or row == grid.rows - 1:
+            yield _Rows(
+                rows=[b[0] for b in block],
+                images=np.concatenate([b[1] for b in block]),
+                lat=np.concatenate([b[2] for b in block]),
+                lon=np.concatenate([b[3] for b in block]),
+                index=np.concatenate([i * grid.cols + b[4] for i, b in enumerate(block)]),
+            )
+            block, pending = [], 0
+
+
+def _pool(encoder: MoEMAEEncoder, tokens: Tensor, pool: Pool) -> Tensor:
+    if pool == "cls":
+        return tokens[:, encoder.cls_index]
+    return tokens[:, encoder.num_prefix_tokens :].mean(dim=1)
+
+
+def _embed_block(
+    encoder: MoEMAEEncoder,
+    block: _Rows,
+    cols: int,
+    time: float,
+    pool: Pool,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Embeddings of a block of grid rows, ``(rows, cols, dim)`` float32 with NaN for fill."""
+    out = np.full((len(block.rows) * cols, encoder.num_features), np.nan, dtype=np.float32)
+    mean = torch.tensor(BIGEARTHNET_LS_MEAN, device=device).view(1, len(BANDS), 1, 1)
+    std = torch.tensor(BIGEARTHNET_LS_STD, device=device).view(1, len(BANDS), 1, 1)
+    # Equal chunks of at most batch_size windows (no tiny remainder batch).
+    chunks = max(1, -(-len(block.index) // batch_size))
+    for idx in np.array_split(np.arange(len(block.index)), chunks):
+        if len(idx) == 0:
+            continue
+        x = torch.from_numpy(block.images[idx]).to(device).float()
+        tokens = encoder.forward_features(
+            (x - mean) / std,
+            lat=torch.from_numpy(block.lat[idx]).to(device),
+            lon=torch.from_numpy(block.lon[idx]).to(device),
+            time=torch.full((len(idx),), time, dtype=torch.float64, device=device),
+        )
+        out[block.index[idx]] = _pool(encoder, tokens, pool).float().cpu().numpy()
+    return out.reshape(len(block.rows), cols, -1)
+
+
+def embed_scene(
+    source: str | Path | Any,
+    out_path: str | Path,
+    encoder: MoEMAEEncoder,
+    *,
+    stride: int = 40,
+    pool: Pool = "cls",
+    batch_size: int = 256,
+    max_fill_fraction: float = 1.0,
+    time: float | None = None,
+    device: str | torch.device | None = None,
+    quicklook: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Embed every window of a scene and write the embedding map as a Cloud-Optimized GeoTIFF.
+
+    Windows of the encoder's input size (40x40 px) are taken every ``stride`` px from the scene's
+    upper-left corner (:class:`~torchgeo_moemae.scene.WindowGrid`); each is z-scored with the
+    BigEarthNet-L statistics (raw Collection 2 DN, as in pre-training) and embedded with its
+    metadata: latitude/longitude of the window centre (reprojected from the scene CRS) and the
+    acquisition time. The output has one float32 band per embedding dimension, the scene CRS, a
+    ``stride * resolution`` pixel centred on each window, and NaN nodata where a window is fill.
+    Windows are streamed in batches (memory does not grow with the scene); the file is written
+    atomically.
+
+    Args:
+        source: a Landsat 8/9 Collection 2 Level-2 product folder or ``.tar`` (``SR_B1..SR_B7`` +
+            MTL), or a TorchGeo ``RasterDataset`` yielding the seven bands in DN.
+        out_path: the output ``.tif``; the quicklook goes next to it as ``.png``.
+        encoder: a MoE-MAE encoder (``forward_features(x, lat=, lon=, time=) -> (B, 105, C)``).
+        stride: window step in pixels (40: adjacent windows, smaller: overlapping).
+        pool: ``"cls"`` (the CLS token) or ``"avg"`` (mean of the patch tokens).
+        batch_size: windows per forward pass.
+        max_fill_fraction: windows whose fill fraction exceeds it are nodata (entirely-fill
+            windows always are).
+        time: acquisition time override, POSIX seconds UTC (default: the MTL's, or the
+            dataset's time index; NaN: missing).
+        device: where the encoder runs (default: where its parameters are).
+        quicklook: also write the PCA-RGB quicklook ``out_path.with_suffix(".png")``.
+        progress: show a progress bar.
+
+    Returns:
+        ``out_path``.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if not 0.0 <= max_fill_fraction <= 1.0:
+        raise ValueError(f"max_fill_fraction must be in [0, 1], got {max_fill_fraction}")
+    out_path = Path(out_path)
+    device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    size = encoder.img_size[0]
+    dim = encoder.num_features
+    reader = open_scene(source, time=time)
+    try:
+        grid = WindowGrid(
+            reader.height, reader.width, reader.transform, reader.crs, size=size, stride=stride
+        )
+        tags = dict(
+            source=reader.name,
+            pool=pool,
+            stride=stride,
+            window_size=size,
+            time=repr(reader.time),
+            normalisation="BigEarthNet-L z-score of Collection 2 DN",
+        )
+        encoder = encoder.to(device)
+        bar = tqdm(total=grid.rows * grid.cols, unit="win", disable=not progress, desc="embed")
+        with (
+            # GDAL's block cache defaults to 5% of RAM; each tile row is read once, so a small
+            # cache suffices and memory stays flat however large the scene.
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+            EmbeddingWriter(
+                out_path, grid.rows, grid.cols, dim, grid.crs, grid.out_transform, tags
+            ) as writer,
+            eval_mode(encoder),
+            torch.inference_mode(),
+        ):
+            for block in scene_windows(reader, grid, batch_size, max_fill_fraction):
+                out = _embed_block(encoder, block, grid.cols, reader.time, pool, batch_size, device)
+                for i, row in enumerate(block.rows):
+                    writer.write_row(row, out[i].T)
+                bar.update(len(block.rows) * grid.cols)
+        bar.close()
+    finally:
+        reader.close()
+    if quicklook:
+        save_quicklook(out_path, out_path.with_suffix(".png"))
+    return out_path

@@ -1,0 +1,116 @@
+"""Writing the embedding raster: rows streamed into a temporary GeoTIFF, then copied to a
+deflate-compressed Cloud-Optimized GeoTIFF and moved into place atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from pyproj import CRS
+from rasterio import Affine
+from rasterio.windows import Window
+
+__all__ = ["EmbeddingWriter", "atomic_path"]
+
+#: Nodata value of the embedding rasters (windows that are fill).
+NODATA = float("nan")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name in ``path``'s folder, renamed to ``path`` (``os.replace``) when the block
+    succeeds and removed when it fails, so ``path`` never holds a partial file."""
+    tmp = _temp_name(path, ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temp_name(path: Path, suffix: str) -> Path:
+    """A fresh hidden name next to ``path`` (the file is not created: GDAL creates it with the
+    usual permissions)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+
+
+class EmbeddingWriter:
+    """Stream ``(dim, cols)`` rows of an embedding map to ``path`` (context manager).
+
+    Rows go to an uncompressed temporary GeoTIFF next to ``path``; on a clean exit it is copied
+    with GDAL's COG driver (deflate, floating-point predictor, 256 px tiles, nearest-neighbour
+    overviews so every overview pixel is a real window's embedding) to another temporary name,
+    which then replaces ``path``. On error nothing is left behind.
+
+    Args:
+        path: the output ``.tif``.
+        height, width: output size (grid rows, cols).
+        dim: embedding dimensions (bands).
+        crs, transform: output georeferencing.
+        tags: metadata tags stored in the file.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        height: int,
+        width: int,
+        dim: int,
+        crs: CRS,
+        transform: Affine,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.profile = dict(
+            driver="GTiff",
+            height=height,
+            width=width,
+            count=dim,
+            dtype="float32",
+            crs=crs.to_wkt(),
+            transform=transform,
+            nodata=NODATA,
+        )
+        self.tags = {k: str(v) for k, v in (tags or {}).items()}
+
+    def __enter__(self) -> EmbeddingWriter:
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"output folder {self.path.parent} does not exist")
+        self._tmp = _temp_name(self.path, ".raw.tif")
+        try:
+            self._dst = rasterio.open(self._tmp, "w", **self.profile)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._dst.update_tags(**self.tags)
+        self._dst.descriptions = tuple(f"emb_{i:03d}" for i in range(self.profile["count"]))
+        return self
+
+    def write_row(self, row: int, values: np.ndarray) -> None:
+        """Write grid row ``row``: ``(dim, cols)`` float32 (NaN = nodata)."""
+        self._dst.write(values[:, None, :], window=Window(0, row, values.shape[1], 1))
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            self._dst.close()
+            if exc_type is None:
+                with atomic_path(self.path) as final:
+                    rasterio.shutil.copy(
+                        self._tmp,
+                        final,
+                        driver="COG",
+                        COMPRESS="DEFLATE",
+                        PREDICTOR="YES",
+                        BLOCKSIZE=256,
+                        RESAMPLING="NEAREST",
+                        OVERVIEWS="AUTO",
+                    )
+        finally:
+            self._tmp.unlink(missing_ok=True)
