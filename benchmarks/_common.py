@@ -108,6 +108,24 @@ def interleaved(
     return times
 
 
+def first_call_seconds(
+    steps: dict[str, Callable[[], Any]], device: torch.device, compiled: str = "compiled"
+) -> dict[str, float]:
+    """Seconds of the first call of each step whose name contains ``compiled``: its compilation.
+
+    Reported apart from the steady-state timings (which follow warm-up calls).
+    """
+    seconds = {}
+    for name, step in steps.items():
+        if compiled in name:
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            seconds[name] = time.perf_counter() - start
+    return seconds
+
+
 def median(values: list[float]) -> float:
     """Median (robust to a shared machine's hiccups)."""
     return statistics.median(values)

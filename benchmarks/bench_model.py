@@ -28,6 +28,7 @@ from _common import (
     authors_modules,
     build_authors_mae,
     environment,
+    first_call_seconds,
     inputs,
     interleaved,
     median,
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cos = F.cosine_similarity(steps[name]().float()[:, cls], reference[:, cls], dim=-1)
             checks[f"min_cls_cosine {name} vs fp32"] = cos.min().item()
 
+    compile_s = first_call_seconds(steps, device)
     times = interleaved(steps, device, args.warmup, args.rounds)
     base = median(times["authors fp32"]) if "authors fp32" in times else None
     rows = []
@@ -138,8 +140,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:24} {seconds * 1e3:9.1f} {args.batch / seconds:9.1f} {shown}")
     for key, value in checks.items():
         print(f"{key}: {value:.6g}")
+    for name, seconds in compile_s.items():
+        print(f"first call (compilation) of {name}: {seconds:.1f} s")
     result = dict(benchmark="encoder_inference", size=args.size, batch=args.batch,
-                  rounds=args.rounds, env=environment(device), rows=rows, checks=checks)  # fmt: skip
+                  rounds=args.rounds, env=environment(device), rows=rows, checks=checks, compile_s=compile_s)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -31,6 +31,7 @@ from _common import (
     authors_modules,
     build_authors_mae,
     environment,
+    first_call_seconds,
     inputs,
     interleaved,
     median,
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.bf16:
             steps["ours bf16 compiled"] = our_step(fresh(), data, bf16=True, compiled=True)
 
+    compile_s = first_call_seconds(steps, device)  # before the peak memory: compilation's own
     # peak memory of one step per variant (before the authors' model is on the device)
     peak_mib: dict[str, float] = {}
     for name, step in steps.items():
@@ -168,11 +170,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shown = f"{ratio:9.2f}x" if ratio is not None else f"{'-':>10}"
         peak_shown = f"{peak:9.0f}" if peak is not None else f"{'-':>9}"
         print(f"{name:22} {seconds * 1e3:9.1f} {args.batch / seconds:9.1f} {shown} {peak_shown}")
+    for name, seconds in compile_s.items():
+        print(f"first step (compilation) of {name}: {seconds:.1f} s")
     memory = "torch.cuda.max_memory_allocated" if cuda else "process peak RSS after our steps"
     print(f"peak memory: {memory}; process peak RSS at the end: {peak_rss_mib():.0f} MiB")
     result = dict(benchmark="mae_train_step", size=args.size, batch=args.batch, rounds=args.rounds,
                   peak_memory_kind=memory, process_peak_rss_mib=peak_rss_mib(),
-                  env=environment(device), rows=rows)  # fmt: skip
+                  env=environment(device), rows=rows, compile_s=compile_s)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
