@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..models.registry import PretrainedWeightsError
+from ..errors import PretrainedWeightsError
 
 __all__ = [
     "DATAMODULES",

@@ -18,6 +18,7 @@ from timm.models import (
 )
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..errors import PretrainedWeightsError
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .provenance import checkpoint_hour_encoding
@@ -89,10 +90,6 @@ PRETRAINED_MODEL_ARGS: dict[str, dict[str, Any]] = {
     # The authors' loader kept the first digit of the hour (SPEC 6); their weights expect it.
     "moemae_landsat.ben_ls": {"hour_encoding": "authors"},
 }
-
-
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights cannot be found or read; the message says how to load them instead."""
 
 
 def how_to_load(name: str) -> str:
