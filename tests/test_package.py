@@ -26,6 +26,8 @@ def test_models_register_when_timm_is_imported_later() -> None:
     code = (
         "import sys, torchgeo_moemae\n"
         "assert 'torch' not in sys.modules and 'timm' not in sys.modules\n"
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('timm') is not None  # an availability check\n"
         "import timm\n"
         "print(timm.create_model('moemae_landsat_xxs').__class__.__name__)\n"
     )

@@ -24,13 +24,19 @@ __all__ = ["__version__", "models"]
 class _RegisterWithTimm(importlib.abc.MetaPathFinder):
     """Imports :mod:`torchgeo_moemae.models` (which registers the models) right after timm."""
 
+    def __init__(self) -> None:
+        self._searching = False
+
     def find_spec(
         self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if name != "timm":
+        if name != "timm" or self._searching:
             return None
-        sys.meta_path.remove(self)  # one shot; the other finders locate timm as usual
-        spec = importlib.util.find_spec(name)
+        self._searching = True  # let the other finders locate timm as usual
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._searching = False
         loader = spec.loader if spec is not None else None
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
@@ -38,6 +44,10 @@ class _RegisterWithTimm(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             exec_timm(module)
+            # only once timm has really been imported (a bare find_spec, e.g. an availability
+            # check, leaves the hook in place)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             importlib.import_module(f"{__name__}.models")
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
