@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,3 +75,28 @@ def test_timm_peer(root: Path) -> None:
     resnet = timm.create_model("resnet18", in_chans=7, num_classes=0)
     out = extract_embeddings(resnet, dm, "test", pools="cls,avg", progress=False)
     assert out["cls"].features.shape[1] == 512
+
+
+def test_failed_extraction_leaves_no_file_under_the_final_name(
+    root: Path, encoder: torch.nn.Module, tmp_path: Path
+) -> None:
+    """Issue #10: an interrupted `moemae embed` left a partial features.npy."""
+    dataset = BigEarthNetLSDataModule(root=root).dataset_class(split="test", root=root)
+
+    def batches() -> Any:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=4)
+        for i, batch in enumerate(loader):
+            if i == 1:
+                raise RuntimeError("interrupted")
+            yield batch
+
+    class Interrupted(torch.utils.data.DataLoader):
+        def __iter__(self) -> Any:
+            return batches()
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        extract_embeddings(
+            encoder, Interrupted(dataset, batch_size=4), "test", out_dir=tmp_path, progress=False
+        )
+    written = {p.name for p in (tmp_path / "test_cls").iterdir()}
+    assert "features.npy" not in written and "manifest.json" not in written

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,11 +247,18 @@ def extract_embeddings(
             path = embedding_dir(out_dir, split, p)
             assert isinstance(feats_arr, np.memmap)
             feats_arr.flush()
+            del feats_arr  # close the map before its file is renamed
+            # complete files replace the final names only now: a failed run leaves none of them
+            os.replace(path / _PARTIAL_FEATURES, path / "features.npy")
             np.save(path / "labels.npy", labels)
             (path / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
             feats_arr = np.load(path / "features.npy", mmap_mode="r")
         out[p] = Embeddings(feats_arr, labels, m, path)
     return out
+
+
+#: where the features are written until the extraction completes (then renamed to features.npy)
+_PARTIAL_FEATURES = "features.partial.npy"
 
 
 def _allocate(out_dir: str | Path | None, split: str, pool: str, n: int, d: int) -> np.ndarray:
@@ -264,5 +272,5 @@ def _allocate(out_dir: str | Path | None, split: str, pool: str, n: int, d: int)
     if gib > 1:
         tqdm.write(f"writing {n} x {d} float32 ({gib:.1f} GiB) to {path / 'features.npy'}")
     return np.lib.format.open_memmap(
-        path / "features.npy", mode="w+", dtype=np.float32, shape=(n, max(d, 1))
+        path / _PARTIAL_FEATURES, mode="w+", dtype=np.float32, shape=(n, max(d, 1))
     )
