@@ -6,6 +6,7 @@ folder, never copied: ``from models.moe_mae import build_model, MOEMAE``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import resource
@@ -124,6 +125,66 @@ def first_call_seconds(
             synchronize(device)
             seconds[name] = time.perf_counter() - start
     return seconds
+
+
+#: The matmul, attention and convolution kernels (forward and backward) that any implementation of
+#: the model runs, whatever code surrounds them.
+DENSE_KERNELS = frozenset(
+    {
+        "aten::addmm",
+        "aten::mm",
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::_scaled_dot_product_flash_attention_for_cpu",
+        "aten::_scaled_dot_product_flash_attention_for_cpu_backward",
+        "aten::mkldnn_convolution",
+        "aten::convolution_backward",
+    }
+)
+
+
+def dense_kernel_seconds(step: Callable[[], Any], rounds: int = 3) -> float:
+    """Seconds one call of ``step`` spends inside :data:`DENSE_KERNELS` (CPU; median of rounds).
+
+    Their sum is a floor for the step: with the same kernels, an implementation that spent no
+    time at all outside them (norms, activations, routing, copies, the optimiser) would still
+    take this long, so ``authors' time / floor`` bounds the ratio any such rewrite can reach.
+    To keep the floor low (generous to such a rewrite), glibc is first told to keep freed memory,
+    so that the kernels do not page-fault on fresh output buffers (this stays on for the rest of
+    the process: call it after the timings).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    retain_freed_memory()
+    step()  # the heap grows to the step's peak once
+    totals = []
+    for _ in range(rounds):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        events = prof.key_averages()
+        totals.append(sum(e.self_cpu_time_total for e in events if e.key in DENSE_KERNELS) / 1e6)
+    return median(totals)
+
+
+def retain_freed_memory() -> None:
+    """Stop glibc's malloc from returning freed memory to the OS (mmap threshold 1 GiB, trim
+    threshold 2 GiB), so re-allocated tensors do not page-fault; a no-op without glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD
+
+
+def kernel_floor(step: Callable[[], Any], authors_s: float | None) -> dict[str, float | None]:
+    """Print and return :func:`dense_kernel_seconds` of ``step`` and the ratio to the authors'
+    median time (``authors_s``) that it bounds."""
+    floor = dense_kernel_seconds(step)
+    bound = authors_s / floor if authors_s is not None else None
+    shown = f": no rewrite on these kernels can exceed {bound:.2f}x the authors'" if bound else ""
+    print(f"matmul/attention/conv kernels alone: {floor * 1e3:.1f} ms{shown}")
+    return dict(dense_kernel_ms=floor * 1e3, max_ratio_to_authors=bound)
 
 
 def median(values: list[float]) -> float:

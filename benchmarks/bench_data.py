@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 from torch import Tensor
 
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule, PackedDataModule
@@ -89,7 +90,7 @@ def packed_batches(
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
     for batch in loader:
-        yield dm.finish_batch({k: v.to(device) for k, v in batch.items()}, "train")
+        yield dm.finish_batch(move_data_to_device(batch, device), "train")
 
 
 def identical(tiff: BigEarthNetLSDataModule, *packed: PackedDataModule) -> bool:

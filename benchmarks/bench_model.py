@@ -31,6 +31,7 @@ from _common import (
     first_call_seconds,
     inputs,
     interleaved,
+    kernel_floor,
     median,
     silence_authors_gate_noise,
 )
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--dispatches", action="store_true", help="also time each MoE dispatch")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also report the time in matmul/attention kernels alone (CPU) and the ratio it bounds",
+    )
     parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
@@ -138,12 +144,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          images_per_s=args.batch / seconds, ratio_to_authors=ratio))  # fmt: skip
         shown = f"{ratio:9.2f}x" if ratio is not None else f"{'-':>10}"
         print(f"{name:24} {seconds * 1e3:9.1f} {args.batch / seconds:9.1f} {shown}")
+    floor = kernel_floor(steps["ours fp32"], base) if args.floor and device.type == "cpu" else None
     for key, value in checks.items():
         print(f"{key}: {value:.6g}")
     for name, seconds in compile_s.items():
         print(f"first call (compilation) of {name}: {seconds:.1f} s")
     result = dict(benchmark="encoder_inference", size=args.size, batch=args.batch,
-                  rounds=args.rounds, env=environment(device), rows=rows, checks=checks, compile_s=compile_s)  # fmt: skip
+                  rounds=args.rounds, env=environment(device), rows=rows, checks=checks,
+                  compile_s=compile_s, kernel_floor=floor)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -34,6 +34,7 @@ from _common import (
     first_call_seconds,
     inputs,
     interleaved,
+    kernel_floor,
     median,
     peak_rss_mib,
     synchronize,
@@ -104,6 +105,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also report the time in matmul/attention kernels alone (CPU) and the ratio it bounds",
+    )
     parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
@@ -170,13 +176,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shown = f"{ratio:9.2f}x" if ratio is not None else f"{'-':>10}"
         peak_shown = f"{peak:9.0f}" if peak is not None else f"{'-':>9}"
         print(f"{name:22} {seconds * 1e3:9.1f} {args.batch / seconds:9.1f} {shown} {peak_shown}")
+    floor = kernel_floor(steps["ours fp32"], base) if args.floor and not cuda else None
     for name, seconds in compile_s.items():
         print(f"first step (compilation) of {name}: {seconds:.1f} s")
     memory = "torch.cuda.max_memory_allocated" if cuda else "process peak RSS after our steps"
     print(f"peak memory: {memory}; process peak RSS at the end: {peak_rss_mib():.0f} MiB")
     result = dict(benchmark="mae_train_step", size=args.size, batch=args.batch, rounds=args.rounds,
                   peak_memory_kind=memory, process_peak_rss_mib=peak_rss_mib(),
-                  env=environment(device), rows=rows, compile_s=compile_s)  # fmt: skip
+                  env=environment(device), rows=rows, compile_s=compile_s,
+                  kernel_floor=floor)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -26,6 +26,10 @@ def test_bench_scene_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert result["reading"]["windows"] == 6  # one grid row raced by both readers
     for key in ("windows_per_s", "windows_per_cpu_s", "minutes_per_scene", "peak_rss_mb"):
         assert result[key] > 0
+    # the kernels alone are faster than the whole model, and bound the minutes per scene
+    assert result["kernel_floor_windows_per_s"] > result["model_windows_per_s"]["routed"]
+    assert result["kernel_floor_minutes_per_scene"] > 0
     printed = capsys.readouterr().out
     assert "minutes per full scene" in printed and "peak RSS" in printed
+    assert "kernels alone" in printed
     assert [p.name for p in tmp_path.iterdir()] == ["scene.json"]  # the scene was cleaned up
