@@ -6,6 +6,7 @@ folder, never copied: ``from models.moe_mae import build_model, MOEMAE``.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import platform
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from torchgeo_moemae.models import encode_metadata
+from torchgeo_moemae.models import SwiGLUMoE, encode_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 #: The authors' code; ``MOEMAE_REFERENCE`` overrides the location.
@@ -83,6 +84,54 @@ def authors_metadata(data: dict[str, Tensor]) -> dict[str, Tensor]:
     meta = meta.to(data["image"].device)
     keys = ("meta_week", "meta_hour", "meta_lat", "meta_lon")
     return {key: meta[:, i] for i, key in enumerate(keys)}
+
+
+def benchmark_parser(description: str, rounds: int, unit: str) -> argparse.ArgumentParser:
+    """The arguments ``bench_model.py`` and ``bench_train.py`` share (see :func:`parse_arguments`).
+
+    Args:
+        description: the script's docstring.
+        rounds: default number of timed ``unit``s per variant.
+        unit: what one round times (``"calls"``, ``"steps"``).
+    """
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", choices=("S", "XS", "XXS"), default="S")
+    parser.add_argument("--batch", type=int, default=128, help="the paper's batch: 128")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"timed {unit} per variant")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also report the time in matmul/attention kernels alone (CPU) and the ratio it bounds",
+    )
+    parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument("--json", default=None, help="write the results to this file")
+    return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, set torch's CPU threads and apply ``--quick``."""
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.size, args.batch, args.rounds, args.warmup = "XXS", 16, 2, 1
+    return args
+
+
+def set_dispatch(model: nn.Module, dispatch: str) -> None:
+    """Switch every MoE layer of ``model`` to ``dispatch`` (``auto``, ``routed``, ``fused``, ``loop``)."""
+    for module in model.modules():
+        if isinstance(module, SwiGLUMoE):
+            module.dispatch = dispatch  # type: ignore[assignment]
 
 
 def synchronize(device: torch.device) -> None:

@@ -14,7 +14,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from _common import (
     authors_metadata,
     authors_modules,
+    benchmark_parser,
     build_authors_mae,
     environment,
     first_call_seconds,
@@ -33,47 +33,19 @@ from _common import (
     interleaved,
     kernel_floor,
     median,
+    parse_arguments,
+    set_dispatch,
     silence_authors_gate_noise,
 )
 
-from torchgeo_moemae.models import SwiGLUMoE, create_mae, load_checkpoint
-
-
-def set_dispatch(model: torch.nn.Module, dispatch: str) -> None:
-    """Switch every MoE layer of ``model`` to ``dispatch``."""
-    for module in model.modules():
-        if isinstance(module, SwiGLUMoE):
-            module.dispatch = dispatch  # type: ignore[assignment]
+from torchgeo_moemae.models import create_mae, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time the variants, print a table with ratios to the authors' code, optionally write JSON."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", choices=("S", "XS", "XXS"), default="S")
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=7, help="timed calls per variant")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser = benchmark_parser(__doc__, rounds=7, unit="calls")
     parser.add_argument("--dispatches", action="store_true", help="also time each MoE dispatch")
-    parser.add_argument(
-        "--floor",
-        action="store_true",
-        help="also report the time in matmul/attention kernels alone (CPU) and the ratio it bounds",
-    )
-    parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
-    parser.add_argument("--json", default=None, help="write the results to this file")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick:
-        args.size, args.batch, args.rounds, args.warmup = "XXS", 16, 2, 1
+    args = parse_arguments(parser, argv)
 
     device = torch.device(args.device)
     torch.manual_seed(0)

@@ -30,17 +30,18 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import timm
 import torch
+from torch import Tensor
 
 import torchgeo_moemae  # noqa: F401  (registers the timm models)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common, also when loaded by path
-from _common import dense_kernel_seconds
+from _common import dense_kernel_seconds, set_dispatch
 
-from torchgeo_moemae.models import SwiGLUMoE
 from torchgeo_moemae.scene import (
     LandsatProduct,
     WindowGrid,
@@ -107,8 +108,8 @@ def bench_reading(product: Path, stride: int, max_rows: int) -> dict[str, float]
     }
 
 
-def bench_model(model: str, batch_size: int, dispatch: str) -> float:
-    """Windows/s of ``forward_features`` on one random batch (median of 3)."""
+def model_step(model: str, batch_size: int, dispatch: str) -> Callable[[], Tensor]:
+    """One ``forward_features`` call of ``model`` (eval, ``dispatch``) on a random batch of windows."""
     encoder = timm.create_model(model).eval()
     set_dispatch(encoder, dispatch)
     x = torch.randn(batch_size, 7, 40, 40)
@@ -117,36 +118,30 @@ def bench_model(model: str, batch_size: int, dispatch: str) -> float:
         lon=torch.full((batch_size,), -3.0),
         time=torch.full((batch_size,), 1.6e9, dtype=torch.float64),
     )
+
+    def step() -> Tensor:
+        with torch.inference_mode():
+            return encoder.forward_features(x, **meta)
+
+    return step
+
+
+def bench_model(model: str, batch_size: int, dispatch: str) -> float:
+    """Windows/s of ``forward_features`` on one random batch (median of 3)."""
+    step = model_step(model, batch_size, dispatch)
+    step()
     times = []
-    with torch.inference_mode():
-        encoder.forward_features(x, **meta)
-        for _ in range(3):
-            start = time.perf_counter()
-            encoder.forward_features(x, **meta)
-            times.append(time.perf_counter() - start)
+    for _ in range(3):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
     return batch_size / sorted(times)[1]
 
 
-def kernel_floor(model: str, batch_size: int) -> float:
+def model_kernel_floor(model: str, batch_size: int) -> float:
     """Windows/s that the matmul/attention kernels of ``forward_features`` alone would allow
     (routed dispatch: the fewest multiply-adds; see ``_common.dense_kernel_seconds``)."""
-    encoder = timm.create_model(model).eval()
-    set_dispatch(encoder, "routed")
-    x = torch.randn(batch_size, 7, 40, 40)
-    meta = dict(
-        lat=torch.full((batch_size,), 53.0),
-        lon=torch.full((batch_size,), -3.0),
-        time=torch.full((batch_size,), 1.6e9, dtype=torch.float64),
-    )
-    with torch.inference_mode():
-        return batch_size / dense_kernel_seconds(lambda: encoder.forward_features(x, **meta))
-
-
-def set_dispatch(encoder: torch.nn.Module, dispatch: str) -> None:
-    """Switch every MoE layer to ``dispatch`` (``auto``, ``routed``, ``fused``)."""
-    for module in encoder.modules():
-        if isinstance(module, SwiGLUMoE):
-            module.dispatch = dispatch  # type: ignore[assignment]
+    return batch_size / dense_kernel_seconds(model_step(model, batch_size, "routed"))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -188,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         n = ((height - 40) // args.stride + 1) * ((width - 40) // args.stride + 1)
         size_mb = out.stat().st_size / 2**20
     peak_mb = peak_rss_mb()  # before the kernel floor, whose allocator setting keeps memory
-    floor_windows_per_s = kernel_floor(args.model, args.model_batch)
+    floor_windows_per_s = model_kernel_floor(args.model, args.model_batch)
 
     result = {
         "scene_px": [height, width],

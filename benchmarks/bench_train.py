@@ -17,7 +17,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -29,6 +28,7 @@ import torch
 from _common import (
     authors_metadata,
     authors_modules,
+    benchmark_parser,
     build_authors_mae,
     environment,
     first_call_seconds,
@@ -36,6 +36,7 @@ from _common import (
     interleaved,
     kernel_floor,
     median,
+    parse_arguments,
     peak_rss_mib,
     synchronize,
 )
@@ -95,31 +96,7 @@ def authors_step(
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Time the variants, print a table with ratios to the authors' loop, optionally write JSON."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", choices=("S", "XS", "XXS"), default="S")
-    parser.add_argument("--batch", type=int, default=128, help="the paper's batch: 128")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
-    parser.add_argument(
-        "--floor",
-        action="store_true",
-        help="also report the time in matmul/attention kernels alone (CPU) and the ratio it bounds",
-    )
-    parser.add_argument("--quick", action="store_true", help="XXS, batch 16, 2 rounds (CI)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
-    parser.add_argument("--json", default=None, help="write the results to this file")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick:
-        args.size, args.batch, args.rounds, args.warmup = "XXS", 16, 2, 1
+    args = parse_arguments(benchmark_parser(__doc__, rounds=5, unit="steps"), argv)
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"

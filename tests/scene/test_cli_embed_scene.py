@@ -14,6 +14,11 @@ from torchgeo_moemae.cli import main
 from torchgeo_moemae.scene import embed_scene, load_scene_encoder
 
 
+def embed_scene_args(product: Path, out: Path) -> list[str]:
+    """``moemae embed-scene`` of ``product`` into ``out`` with the XXS model."""
+    return ["embed-scene", str(product), "--out", str(out), "--model", "XXS"]
+
+
 def test_embed_scene_random_init_warns(
     product: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -21,12 +26,7 @@ def test_embed_scene_random_init_warns(
     with pytest.warns(UserWarning, match="NO WEIGHTS: 'XXS' is randomly initialised"):
         code = main(
             [
-                "embed-scene",
-                str(product),
-                "--out",
-                str(out),
-                "--model",
-                "XXS",
+                *embed_scene_args(product, out),
                 "--threads",
                 "1",
                 "--no-progress",
@@ -44,12 +44,7 @@ def test_embed_scene_with_weights_matches_api(product: Path, tmp_path: Path) -> 
     save_file(timm.create_model("moemae_landsat_xxs").state_dict(), weights)
     out = tmp_path / "cli.tif"
     args = [
-        "embed-scene",
-        str(product),
-        "--out",
-        str(out),
-        "--model",
-        "XXS",
+        *embed_scene_args(product, out),
         "--weights",
         str(weights),
     ]
