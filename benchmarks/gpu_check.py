@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--quick", action="store_true", help="tiny CPU-friendly settings (CI)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="eager steps only (no torch.compile rows)"
+    )
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks"), help="output folder")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             20,
             1024,
         )
+    if args.no_compile:
+        compiles = [False]
     bf16 = cuda  # bf16 autocast is slower than float32 on CPUs without native bf16
 
     train = train_rows(size, batches, compiles, bf16, device, warmup, steps)
