@@ -3,10 +3,13 @@
 from .bigearthnet_ls import BigEarthNetLSDataModule
 from .eurosat_ls import EuroSATLSDataModule
 from .packed import PackedBatchSampler, PackedDataModule
+from .resumable import ResumableLoader, ResumableSampler
 
 __all__ = [
     "BigEarthNetLSDataModule",
     "EuroSATLSDataModule",
     "PackedBatchSampler",
     "PackedDataModule",
+    "ResumableLoader",
+    "ResumableSampler",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kornia.augmentation as K
@@ -10,6 +11,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
+
+from .resumable import ResumableLoader, ResumableSampler, ranks
 
 
 class LandsatBenchDataModule(NonGeoDataModule):
@@ -52,11 +55,32 @@ class LandsatBenchDataModule(NonGeoDataModule):
             )
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
-        """torchgeo's loader for ``split``, with ``pin_memory`` as configured."""
-        loader = super()._dataloader_factory(split)
+        """torchgeo's loader for ``split``, with ``pin_memory`` as configured; for ``train``, a
+        :class:`ResumableLoader` with the same settings (shuffled, incomplete batch dropped)."""
+        loader = self._train_loader() if split == "train" else super()._dataloader_factory(split)
         if not self.pin_memory:
             return loader
         # DataLoader reads pin_memory when an iterator starts, so setting it here is enough;
         # this keeps torchgeo's shuffle/drop_last/persistent_workers choices in one place.
         loader.pin_memory = torch.cuda.is_available()
         return loader
+
+    def _train_loader(self) -> ResumableLoader[dict[str, Tensor]]:
+        """Shuffled batches of the train split that Lightning can resume mid-epoch.
+
+        The order is seeded like Lightning's own distributed sampler (``seed_everything``'s seed,
+        else 0) plus the epoch, and this rank's share is taken under DDP.
+        """
+        dataset = self._valid_attribute("train_dataset", "dataset")
+        replicas, rank = ranks(self.trainer)
+        seed = int(os.getenv("PL_GLOBAL_SEED", 0))
+        sampler: ResumableSampler[int] = ResumableSampler(dataset, replicas, rank, True, seed)
+        return ResumableLoader(
+            dataset,
+            sampler,
+            batch_size=self._valid_attribute("train_batch_size", "batch_size"),
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=True,
+            persistent_workers=self.num_workers > 0,
+        )

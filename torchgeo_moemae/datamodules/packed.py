@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.packed import PackedDataset
 from .bigearthnet_ls import BigEarthNetLSDataModule
 from .eurosat_ls import EuroSATLSDataModule
+from .resumable import ResumableLoader, ResumableSampler, ranks
 
 #: source dataset class name -> the datamodule whose normalisation statistics apply
 STATS: dict[str, type[NonGeoDataModule]] = {
@@ -25,13 +26,13 @@ STATS: dict[str, type[NonGeoDataModule]] = {
 CHUNK = 32
 
 
-class PackedBatchSampler(DistributedSampler[np.ndarray]):
+class PackedBatchSampler(ResumableSampler[np.ndarray]):
     """Yields one index array per batch: this rank's share of a (per-epoch shuffled) split.
 
-    It subclasses :class:`~torch.utils.data.DistributedSampler` for its rank slicing, padding and
+    It is a :class:`~torch.utils.data.DistributedSampler` for its rank slicing, padding and
     ``set_epoch`` seeding, and so that Lightning, which replaces any other sampler by its own
-    per-sample distributed one under DDP, leaves it in place. Use it with
-    ``DataLoader(dataset, batch_size=None, sampler=...)``.
+    per-sample distributed one under DDP, leaves it in place; it can start an epoch part-way
+    (:class:`ResumableSampler`). Use it with ``DataLoader(dataset, batch_size=None, sampler=...)``.
     """
 
     def __init__(
@@ -62,9 +63,9 @@ class PackedBatchSampler(DistributedSampler[np.ndarray]):
         self.batch_size = batch_size
         self.drop_batch = drop_last
 
-    def __iter__(self) -> Any:
+    def _epoch(self) -> Iterator[np.ndarray]:
         """This rank's batches of the current epoch, each a (B,) int64 array."""
-        indices = np.fromiter(super().__iter__(), dtype=np.int64, count=self.num_samples)
+        indices = np.fromiter(super()._epoch(), dtype=np.int64, count=self.num_samples)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield indices[start : start + self.batch_size]
 
@@ -202,15 +203,12 @@ class PackedDataModule(NonGeoDataModule):
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
         """A loader of whole batches of ``split`` for this rank."""
         pack = self._split_pack(split)
-        if self.trainer is not None:
-            replicas, rank = self.trainer.world_size, self.trainer.global_rank
-        elif dist.is_available() and dist.is_initialized():
-            replicas, rank = dist.get_world_size(), dist.get_rank()
-        else:
-            replicas, rank = 1, 0
+        replicas, rank = ranks(self.trainer)
         train = split == "train"
         sampler = PackedBatchSampler(pack, self.batch_size, train, train, self.seed, replicas, rank)
-        return DataLoader(
+        # the train loader is resumable mid-epoch; the others always run whole
+        loader = ResumableLoader if train else DataLoader
+        return loader(
             _Batches(pack, flips=self.augment and train, on_device=self.on_device),
             batch_size=None,
             sampler=sampler,

@@ -1,0 +1,120 @@
+"""A pre-training run interrupted mid-epoch and resumed reaches the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from torchgeo_moemae.datamodules import BigEarthNetLSDataModule, PackedDataModule
+from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls, pack_dataset
+from torchgeo_moemae.trainers import MoEMAEPretrainTask
+
+#: 42 train patches in batches of 8: 5 batches per epoch (the incomplete one dropped), so a
+#: run of 8 steps interrupted after 3 resumes mid-epoch and then crosses an epoch boundary
+BATCH, STOP, TOTAL = 8, 3, 8
+
+
+class Killed(Exception):
+    """Stands for a killed process."""
+
+
+class Interrupt(Callback):
+    """Records a fingerprint (per-image sums) of every training batch; interrupts at ``stop``:
+    ``kill`` raises before the next step (the last checkpoint is the one of step ``stop``),
+    ``stop`` asks the Trainer to stop, as ``max_steps`` does (the run ends its epoch early)."""
+
+    def __init__(self, how: str | None) -> None:
+        self.how = how
+        self.batches: list[list[float]] = []
+
+    def on_train_batch_start(
+        self, trainer: Trainer, module: LightningModule, batch: Any, i: int
+    ) -> None:
+        if self.how == "kill" and trainer.global_step == STOP:
+            raise Killed
+        self.batches.append(batch["image"].flatten(1).sum(1).tolist())
+
+    def on_train_batch_end(
+        self, trainer: Trainer, module: LightningModule, out: Any, batch: Any, i: int
+    ) -> None:
+        if self.how == "stop" and trainer.global_step == STOP:
+            trainer.should_stop = True
+
+
+@pytest.fixture(scope="module")
+def ben_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_bigearthnet_ls(tmp_path_factory.mktemp("resume") / "data", num_patches=60)
+
+
+def tiff(root: Path, tmp: Path) -> LightningDataModule:
+    return BigEarthNetLSDataModule(root=root, batch_size=BATCH, augment=True)
+
+
+def packed(root: Path, tmp: Path) -> LightningDataModule:
+    for split in ("train", "val"):
+        pack_dataset(
+            "bigearthnet_ls", tmp / "packs" / split, split=split, root=root, progress=False
+        )
+    return PackedDataModule(root=tmp / "packs", batch_size=BATCH, augment=True)
+
+
+def fit(
+    make_trainer: Callable[..., Trainer],
+    datamodule: LightningDataModule,
+    root: Path,
+    how: str | None = None,
+    ckpt_path: Path | None = None,
+) -> tuple[dict[str, torch.Tensor], list[list[float]], Trainer]:
+    """Train an XXS model for :data:`TOTAL` steps (from ``ckpt_path``), interrupted ``how``;
+    the weights, the batches seen and the trainer."""
+    torch.manual_seed(0)
+    interrupt = Interrupt(how)
+    every_step = ModelCheckpoint(dirpath=root, save_top_k=0, save_last=True, every_n_train_steps=1)
+    trainer = make_trainer(
+        root, max_steps=TOTAL, enable_checkpointing=True, callbacks=[interrupt, every_step]
+    )
+    task = MoEMAEPretrainTask(model="XXS", log_figures=False)
+    with contextlib.suppress(Killed):
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    return task.state_dict(), interrupt.batches, trainer
+
+
+@pytest.mark.parametrize(
+    ("make_datamodule", "how"),
+    [(tiff, "kill"), (packed, "kill"), (packed, "stop")],
+    ids=["tiff-kill", "packed-kill", "packed-stop"],
+)
+def test_resumed_run_matches_uninterrupted(
+    make_datamodule: Callable[[Path, Path], LightningDataModule],
+    how: str,
+    ben_synthetic: Path,
+    tmp_path: Path,
+    make_trainer: Callable[..., Trainer],
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    whole, whole_seen, _ = fit(
+        make_trainer, make_datamodule(ben_synthetic, tmp_path), tmp_path / "a"
+    )
+    _, first_seen, _ = fit(
+        make_trainer, make_datamodule(ben_synthetic, tmp_path), tmp_path / "b", how
+    )
+    assert len(first_seen) == STOP
+    resumed, rest_seen, trainer = fit(
+        make_trainer,
+        make_datamodule(ben_synthetic, tmp_path),
+        tmp_path / "b",
+        ckpt_path=tmp_path / "b" / "last.ckpt",
+    )
+    assert trainer.global_step == TOTAL
+    # the rest of the interrupted epoch, then the next one, in the uninterrupted run's order
+    assert first_seen + rest_seen == whole_seen
+    assert not [w for w in recwarn if "not resumable" in str(w.message)]
+    for name, value in whole.items():
+        assert torch.equal(resumed[name], value), name
