@@ -15,37 +15,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .errors import CheckpointError
+from .models.checkpoint import read_checkpoint
 from .models.convert import is_upstream_state_dict, unwrap_checkpoint
 
-__all__ = ["CheckpointError", "atomic_output", "read_lightning_checkpoint"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is damaged, empty or of the wrong kind; the message is one line."""
-
-
-def _verify_zip(path: Path) -> None:
-    """Check the zip structure and every record's CRC-32 (torch.load checks neither)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise CheckpointError(
-            f"{path}: not a readable torch checkpoint (damaged or truncated zip: {err})"
-        ) from err
-    if damaged is not None:
-        raise CheckpointError(
-            f"{path}: damaged checkpoint: record {damaged!r} fails its CRC-32 check, so its tensors "
-            "are not what was saved; use another checkpoint (e.g. an earlier last.ckpt or best)"
-        )
+__all__ = ["atomic_output", "read_lightning_checkpoint"]
 
 
 def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -65,16 +44,7 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint (interrupted save?)")
-    _verify_zip(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged pickles
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: unreadable checkpoint ({message})") from err
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    checkpoint = read_checkpoint(path)
     if "pytorch-lightning_version" in checkpoint and "state_dict" in checkpoint:
         return checkpoint
     if is_upstream_state_dict(unwrap_checkpoint(checkpoint)):

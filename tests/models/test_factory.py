@@ -14,9 +14,9 @@ from torchgeo_moemae.export import export_encoder
 from torchgeo_moemae.models import (
     MoEMAEEncoder,
     MoEMAELandsat_Weights,
+    checkpoint,
     create_encoder,
     create_mae,
-    factory,
     get_model,
     timm_name,
 )
@@ -107,7 +107,7 @@ def test_get_model_downloads_through_the_hub_cache(
         calls.append((repo_id, filename))
         return str(file)
 
-    monkeypatch.setattr(factory, "hf_hub_download", fake_download)
+    monkeypatch.setattr(checkpoint, "hf_hub_download", fake_download)
     monkeypatch.setattr(
         "torch.hub.load_state_dict_from_url",
         lambda *a, **k: pytest.fail("torch.hub must not be used"),
@@ -122,7 +122,7 @@ def test_get_model_offline_without_cache_says_what_to_do(monkeypatch: pytest.Mon
     def offline(repo_id: str, filename: str, **kwargs: object) -> str:
         raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache")
 
-    monkeypatch.setattr(factory, "hf_hub_download", offline)
+    monkeypatch.setattr(checkpoint, "hf_hub_download", offline)
     with pytest.raises(RuntimeError) as info:
         get_model("moemae_landsat", WEIGHTS)
     message = str(info.value)

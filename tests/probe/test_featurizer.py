@@ -10,7 +10,8 @@ import timm
 import torch
 
 from torchgeo_moemae.models import MoEMAEEncoder, create_encoder
-from torchgeo_moemae.probe import Featurizer
+from torchgeo_moemae.probe import DEFAULT_POOL, POOLS, Featurizer
+from torchgeo_moemae.probe.featurizer import GLOBAL_POOL
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,15 @@ def test_prenorm_matches_the_authors_reference(reference: dict[str, Any]) -> Non
     }
     tokens = Featurizer(encoder).tokens(batch)
     np.testing.assert_allclose(tokens.numpy(), reference["encoder_tokens_prenorm"], atol=1e-4)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_pools_are_the_encoders_global_pools(encoder: MoEMAEEncoder, pool: str) -> None:
+    """One pool vocabulary: each pool is the encoder's own timm pooling of the same tokens."""
+    featurizer = Featurizer(encoder)
+    tokens = featurizer.tokens(_batch())
+    pooled = timm.create_model("moemae_landsat_xxs", global_pool=GLOBAL_POOL[pool]).eval()
+    torch.testing.assert_close(
+        featurizer.pool(tokens, pool), pooled.forward_head(tokens), rtol=0, atol=0
+    )
+    assert DEFAULT_POOL in POOLS

@@ -51,7 +51,7 @@ def test_embed_scene_with_weights_matches_api(product: Path, tmp_path: Path) -> 
     assert main([*args, "--pool", "avg", "--stride", "30", "--no-progress", "--no-quicklook"]) == 0
     assert not out.with_suffix(".png").exists()
     encoder, source = load_scene_encoder("XXS", weights)
-    assert source == str(weights)
+    assert source.source == str(weights) and source.sha256 is not None
     api = embed_scene(product, tmp_path / "api.tif", encoder, pool="avg", stride=30, progress=False)
     with rasterio.open(out) as a, rasterio.open(api) as b:
         np.testing.assert_array_equal(a.read(), b.read())

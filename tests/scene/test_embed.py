@@ -1,5 +1,6 @@
-"""embed_scene: the output raster (bands, CRS, grid, nodata, COG layout), exact agreement with
-forward_features on the same windows and metadata, TorchGeo round trips, atomic writes."""
+"""embed_scene: the output raster (bands, CRS, grid, nodata, COG layout), agreement with the
+paper's features on the same windows and metadata and with ``moemae embed``, TorchGeo round trips,
+atomic writes."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import rasterio
 import torch
 from pyproj import Transformer
 from rasterio import Affine
+from torch.utils.data import DataLoader
 from torchgeo.datasets import RasterDataset
 
 from torchgeo_moemae.bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
-from torchgeo_moemae.models import MoEMAEEncoder
+from torchgeo_moemae.models import MoEMAEEncoder, MoEMAELandsat_Weights
+from torchgeo_moemae.probe import extract_embeddings
 from torchgeo_moemae.scene import embed_scene, read_mtl
 
 # The real crop's TIFFs carry no georeferencing on purpose (the MTL has it): reading them directly
@@ -57,13 +60,19 @@ def _reference(
     mean = torch.tensor(BIGEARTHNET_LS_MEAN).view(1, 7, 1, 1)
     std = torch.tensor(BIGEARTHNET_LS_STD).view(1, 7, 1, 1)
     with torch.no_grad():
-        tokens = encoder.forward_features(
+        # the paper's features: the tokens before the final LayerNorm
+        ((patches, prefix),) = encoder.forward_intermediates(
             (torch.from_numpy(windows) - mean) / std,
+            indices=[len(encoder.blocks) - 1],
+            return_prefix_tokens=True,
+            output_fmt="NLC",
+            intermediates_only=True,
             lat=torch.tensor(lat, dtype=torch.float64),
             lon=torch.tensor(lon, dtype=torch.float64),
             time=torch.full((len(r),), when, dtype=torch.float64),
         )
-    emb = tokens[:, 4] if pool == "cls" else tokens[:, 5:].mean(dim=1)
+        tokens = torch.cat([prefix, patches], dim=1)
+    emb = tokens[:, 4] if pool == "cls" else tokens.mean(dim=1)
     return emb.numpy().T.reshape(-1, rows, cols)
 
 
@@ -93,13 +102,45 @@ def test_real_crop_output_raster(crop_embedding: Path) -> None:
     assert png.shape == (6, 10, 4) and (png[..., 3] == 1).all()
 
 
-def test_real_crop_windows_match_forward_features(
+def test_real_crop_windows_match_the_paper_features(
     crop_embedding: Path, encoder_s: MoEMAEEncoder, crop: Path
 ) -> None:
     with rasterio.open(crop_embedding) as src:
         got = src.read()
     expected = _reference(encoder_s, crop, 6, 10, 40, "cls")
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pool", ["cls", "avg"])
+def test_embed_and_embed_scene_give_the_same_vector(
+    crop: Path, tmp_path: Path, encoder_xxs: MoEMAEEncoder, pool: str
+) -> None:
+    """One window of the committed crop, embedded by ``moemae embed``'s extractor (a dataset
+    sample normalised by the weights entry's transforms) and by ``embed_scene``: one vector."""
+    out = embed_scene(crop, tmp_path / "emb.tif", encoder_xxs, pool=pool, progress=False)
+    with rasterio.open(out) as src:
+        scene_vector = src.read()[:, 2, 3]
+    mtl = read_mtl(next(crop.glob("*_MTL.txt")))
+    x, y = mtl.ul_x + (3 * 40 + 19.5) * 30.0, mtl.ul_y - (2 * 40 + 19.5) * 30.0
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(x, y)
+    window = _stack(crop)[:, 80:120, 120:160].astype(np.float32)
+    sample = {
+        "image": torch.from_numpy(window),
+        "lat": torch.tensor(lat, dtype=torch.float64),
+        "lon": torch.tensor(lon, dtype=torch.float64),
+        "time": torch.tensor(mtl.time, dtype=torch.float64),
+        "label": torch.tensor(0),
+    }
+    transforms = MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS.transforms
+    embedded = extract_embeddings(
+        encoder_xxs,
+        DataLoader([sample], batch_size=1),
+        pools=pool,
+        device="cpu",
+        transform=transforms,
+        progress=False,
+    )[pool]
+    np.testing.assert_allclose(embedded.features[0], scene_vector, atol=1e-5, rtol=0)
 
 
 def test_real_crop_fill_is_nodata(crop: Path, tmp_path: Path, encoder_xxs: MoEMAEEncoder) -> None:
@@ -128,7 +169,7 @@ def test_real_crop_fill_is_nodata(crop: Path, tmp_path: Path, encoder_xxs: MoEMA
 
 
 @pytest.mark.parametrize("pool", ["cls", "avg"])
-def test_overlapping_windows_match_forward_features(
+def test_overlapping_windows_match_the_paper_features(
     product: Path, tmp_path: Path, encoder_xxs: MoEMAEEncoder, pool: str, scene_data: ModuleType
 ) -> None:
     out = embed_scene(
@@ -200,7 +241,7 @@ def test_failure_leaves_nothing(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("model failed")
 
-    monkeypatch.setattr(encoder_xxs, "forward_features", broken)
+    monkeypatch.setattr(encoder_xxs, "forward_intermediates", broken)
     with pytest.raises(RuntimeError, match="model failed"):
         embed_scene(product, out_dir / "emb.tif", encoder_xxs, progress=False)
     # The previous file is untouched and no temporary file is left behind.
@@ -212,6 +253,7 @@ def test_failure_leaves_nothing(
     ("kwargs", "message"),
     [
         (dict(pool="max"), "pool must be one of"),
+        (dict(pool="all"), "one band per embedding dimension"),
         (dict(stride=0), "size and stride must be positive"),
         (dict(batch_size=0), "batch_size must be positive"),
         (dict(max_fill_fraction=1.5), r"max_fill_fraction must be in \[0, 1\]"),

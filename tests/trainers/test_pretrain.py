@@ -22,6 +22,7 @@ from torchgeo.main import main as torchgeo_main
 
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.models import MoEMAELandsat_Weights, SwiGLUMoE, create_mae
+from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
 from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.schedule import WarmupCosine
@@ -210,9 +211,9 @@ def test_test_and_predict_steps(
     embeddings = trainer.predict(task, make_loader(n=6, batch_size=4))
     assert [tuple(e.shape) for e in embeddings] == [(4, 108), (2, 108)]
     batch = next(iter(make_loader(n=6, batch_size=4)))
-    expected = task.model.encoder.eval().forward_features(
-        batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"]
-    )[:, task.model.encoder.cls_index]
+    # the embedding of every command: the CLS token before the final LayerNorm
+    with torch.no_grad():
+        expected = Featurizer(task.model.encoder.eval())(batch, "cls")
     torch.testing.assert_close(embeddings[0], expected)
 
 
@@ -344,11 +345,13 @@ def test_weights_enum_member_or_name(tmp_path: Path, monkeypatch: pytest.MonkeyP
     """As TorchGeo's tasks: ``weights`` may be a WeightsEnum member or its name (no download here)."""
     from safetensors.torch import save_file
 
-    from torchgeo_moemae.models import factory
+    from torchgeo_moemae.models import checkpoint
 
     source = create_mae("S")
     save_file(source.state_dict(), tmp_path / "mae.safetensors")
-    monkeypatch.setattr(factory, "download_weights", lambda weights: tmp_path / "mae.safetensors")
+    monkeypatch.setattr(
+        checkpoint, "hf_hub_download", lambda *a, **k: str(tmp_path / "mae.safetensors")
+    )
     member = MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS
     for weights in (member, str(member)):
         task = MoEMAEPretrainTask(model="S", weights=weights)

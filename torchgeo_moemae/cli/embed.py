@@ -30,7 +30,7 @@ then:   moemae probe --embeddings OUT --pool cls --method sklearn
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed``."""
-    from ..probe.featurizer import POOLS
+    from ..probe.featurizer import DEFAULT_POOL, POOLS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
@@ -53,7 +53,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--split", default="train,test", help="comma-separated splits (default: %(default)s)"
     )
     parser.add_argument(
-        "--pool", default="cls", help=f"comma-separated pools from {','.join(POOLS)} (default: cls)"
+        "--pool",
+        default=DEFAULT_POOL,
+        help=f"comma-separated pools from {','.join(POOLS)} (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--batch-size", type=int, default=256)

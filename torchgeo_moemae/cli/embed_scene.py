@@ -22,6 +22,7 @@ output: OUT (Cloud-Optimized GeoTIFF, one float32 band per embedding dimension, 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed-scene``."""
+    from ..probe.featurizer import DEFAULT_POOL
     from ..scene import POOLS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -43,7 +44,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="S, XS, XXS or a moemae_landsat* name (default: what an export folder records, else S)",
     )
     parser.add_argument("--stride", type=int, default=40, help="window step in px (default: 40)")
-    parser.add_argument("--pool", choices=POOLS, default="cls", help="default: cls")
+    parser.add_argument(
+        "--pool",
+        choices=POOLS,
+        default=DEFAULT_POOL,
+        help="CLS token or mean of all tokens, before the final LayerNorm (default: %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="default: 256")
     parser.add_argument(
         "--max-fill-fraction",

@@ -23,7 +23,7 @@ micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae probe``."""
-    from ..probe.featurizer import POOLS
+    from ..probe.featurizer import DEFAULT_POOL, POOLS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = "Fit linear probes on frozen embeddings and report the paper's metrics."
@@ -31,7 +31,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--embeddings", type=Path, required=True, help="directory from `moemae embed`"
     )
-    parser.add_argument("--pool", default="cls", help=f"comma-separated, from {','.join(POOLS)}")
+    parser.add_argument(
+        "--pool", default=DEFAULT_POOL, help=f"comma-separated, from {','.join(POOLS)}"
+    )
     parser.add_argument("--method", choices=("sklearn", "torch"), default="sklearn")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--eval-split", default="test")

@@ -1,6 +1,14 @@
 """MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``."""
 
 from ._checks import skip_value_checks
+from .checkpoint import (
+    HF_HUB_ID,
+    RANDOM_INIT,
+    Checkpoint,
+    Provenance,
+    checkpoint_hour_encoding,
+    load_weights,
+)
 from .encoder import EncoderOutput, MoEMAEEncoder
 from .factory import (
     create_encoder,
@@ -14,12 +22,12 @@ from .factory import (
 from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
 from .metadata import METADATA_FIELDS, HourEncoding, encode_metadata, iso_week_and_utc_hour
 from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
-from .provenance import checkpoint_hour_encoding
-from .registry import HF_HUB_ID, MODEL_SIZES, MODEL_VARIANTS
+from .registry import MODEL_SIZES, MODEL_VARIANTS
 from .weights import (
     MoEMAELandsat_Weights,
     MoEMAELandsatXS_Weights,
     MoEMAELandsatXXS_Weights,
+    MoEMAEWeightsEnum,
     get_model_weights,
     get_weight,
     list_models,
@@ -30,6 +38,8 @@ __all__ = [
     "METADATA_FIELDS",
     "MODEL_SIZES",
     "MODEL_VARIANTS",
+    "RANDOM_INIT",
+    "Checkpoint",
     "EncoderOutput",
     "HourEncoding",
     "MAEOutput",
@@ -39,7 +49,9 @@ __all__ = [
     "MoEMAELandsatXS_Weights",
     "MoEMAELandsatXXS_Weights",
     "MoEMAELandsat_Weights",
+    "MoEMAEWeightsEnum",
     "NoisyTopKGate",
+    "Provenance",
     "SwiGLUMoE",
     "checkpoint_hour_encoding",
     "create_encoder",
@@ -52,6 +64,7 @@ __all__ = [
     "iso_week_and_utc_hour",
     "list_models",
     "load_checkpoint",
+    "load_weights",
     "patchify",
     "random_masking",
     "read_checkpoint",

@@ -63,6 +63,18 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def pool_tokens(tokens: Tensor, global_pool: str, cls_index: int) -> Tensor:
+    """Pool ``(B, N, C)`` tokens: ``"token"`` -> the CLS token ``(B, C)``, ``"avg"`` -> the mean of
+    all ``N`` tokens ``(B, C)``, ``"flatten"`` -> ``(B, N * C)``, ``""`` -> unchanged."""
+    if global_pool == "token":
+        return tokens[:, cls_index]
+    if global_pool == "avg":
+        return tokens.mean(dim=1)
+    if global_pool == "flatten":
+        return tokens.flatten(1)
+    return tokens
+
+
 class MoEMAEEncoder(nn.Module):
     """Metadata-aware mixture-of-experts ViT encoder of MoE-MAE.
 
@@ -326,13 +338,7 @@ class MoEMAEEncoder(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool ``(B, N, C)`` tokens per :attr:`global_pool` and apply the classifier."""
-        if self.global_pool == "token":
-            x = x[:, self.cls_index]
-        elif self.global_pool == "avg":
-            x = x.mean(dim=1)
-        elif self.global_pool == "flatten":
-            x = x.flatten(1)
-        x = self.head_drop(x)
+        x = self.head_drop(pool_tokens(x, self.global_pool, self.cls_index))
         return x if pre_logits else self.head(x)
 
     def forward(

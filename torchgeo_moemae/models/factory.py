@@ -13,35 +13,35 @@ Weights may be:
   this package's encoder or MAE state dict;
 * a state dict.
 
-Every layout goes through :func:`~torchgeo_moemae.models.convert.checkpoint_filter_fn`, the same
-converter as ``timm.create_model(..., pretrained=True)``.
+Weights are read once by :func:`~torchgeo_moemae.models.checkpoint.load_weights` (which also
+accepts its own :class:`~torchgeo_moemae.models.checkpoint.Checkpoint`, so a caller that records the
+weights' provenance reads them only once), and every layout goes through
+:func:`~torchgeo_moemae.models.convert.checkpoint_filter_fn`, the same converter as
+``timm.create_model(..., pretrained=True)``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import timm
-import torch
-from huggingface_hub import hf_hub_download
 from torch import nn
-from torchvision.models._api import WeightsEnum
 
+from .checkpoint import (
+    MAE_FILENAME,
+    Checkpoint,
+    Weights,
+    load_weights,
+    read_checkpoint,
+    recorded_model_args,
+)
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
 from .metadata import HourEncoding
-from .provenance import checkpoint_hour_encoding
-from .registry import (
-    EXPORT_WEIGHTS_FILENAME,
-    MODEL_VARIANTS,
-    PretrainedWeightsError,
-    how_to_load,
-    hub_hint,
-)
+from .registry import MODEL_VARIANTS
 from .weights import get_model_weights, get_weight
 
 __all__ = [
@@ -49,19 +49,12 @@ __all__ = [
     "Weights",
     "create_encoder",
     "create_mae",
-    "download_weights",
     "export_architecture",
     "get_model",
     "load_checkpoint",
     "read_checkpoint",
     "timm_name",
 ]
-
-#: Full-MAE weights file of a folder written by ``moemae export`` (timm ignores it).
-MAE_FILENAME = "mae.safetensors"
-
-#: Anything :func:`create_encoder` / :func:`create_mae` accept as weights.
-Weights: TypeAlias = WeightsEnum | str | Path | Mapping[str, Any]
 
 _SIZE_TO_NAME = {size: name for name, size in MODEL_VARIANTS.items()}
 
@@ -90,40 +83,7 @@ def _is_moemae(name: str) -> bool:
 
 def export_architecture(path: str | Path) -> str | None:
     """The timm ``architecture`` an export folder (or a weights file inside one) records, else None."""
-    path = Path(path)
-    if path.is_file():
-        if path.name not in (EXPORT_WEIGHTS_FILENAME, MAE_FILENAME):
-            return None
-        path = path.parent
-    config = path / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        arch = json.loads(config.read_text()).get("architecture")
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(
-            f"{config} is not an export config (JSON with 'architecture'): {err}"
-        ) from err
-    if not isinstance(arch, str):
-        raise ValueError(f"{config} has no 'architecture' string; re-export with `moemae export`")
-    return arch
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a ``.safetensors`` file, a folder holding ``model.safetensors``, or a torch checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / EXPORT_WEIGHTS_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return dict(load_file(path))
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt/unsafe pickles
-        raise ValueError(f"could not read checkpoint {path}: {err}") from err
+    return recorded_model_args(path).get("architecture")
 
 
 def load_checkpoint(
@@ -157,61 +117,24 @@ def load_checkpoint(
     return model
 
 
-def download_weights(weights: WeightsEnum) -> Path:
-    """The local file of a weights entry, downloaded once into the Hugging Face cache.
-
-    Raises:
-        PretrainedWeightsError: (a RuntimeError) when the file is neither cached nor downloadable
-            (e.g. ``HF_HUB_OFFLINE=1``),
-            with the same instructions as ``timm.create_model(..., pretrained=True)``.
-    """
-    repo, filename = weights.meta["hf_hub_id"], weights.meta["hf_hub_filename"]
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except OSError as err:  # offline without cache, network errors, missing entries
-        name = weights.meta["model"]
-        raise PretrainedWeightsError(
-            f"Could not load pretrained weights for {name!r} from {repo}/{filename}: {err}. "
-            f"{how_to_load(name)}{hub_hint()}."
-        ) from err
-
-
-def _resolve_weights(
-    weights: Weights | None,
-) -> tuple[str | None, Path | Mapping[str, Any] | None]:
-    """``(architecture the weights record or None, local source)`` of any accepted weights."""
+def _read(weights: Weights | None) -> Checkpoint | None:
+    """Weights read once (a weights name is looked up first); None for a random initialisation."""
     if weights is None:
-        return None, None
-    if isinstance(weights, WeightsEnum):
-        return str(weights.meta["model"]), download_weights(weights)
-    if isinstance(weights, Mapping):
-        return None, weights
-    path = Path(weights)
-    if path.exists():
-        return export_architecture(path), path
-    if isinstance(weights, str) and "_Weights." in weights:
-        return _resolve_weights(get_weight(weights))
-    raise FileNotFoundError(
-        f"weights not found: {path} (expected an export folder, a .safetensors/.pth file or a "
-        "weights name such as 'MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS')"
-    )
+        return None
+    if isinstance(weights, str) and "_Weights." in weights and not Path(weights).exists():
+        weights = get_weight(weights)
+    return load_weights(weights)
 
 
-def _hour_encoding(weights: Weights | None, source: Path | Mapping[str, Any]) -> HourEncoding:
-    """The hour rule the weights were trained with: a weights entry says, a checkpoint shows it."""
-    if isinstance(weights, WeightsEnum):
-        return weights.meta["hour_encoding"]
-    return checkpoint_hour_encoding(source)
-
-
-def _pick_name(model: str | None, weights: Weights | None, arch: str | None) -> str:
+def _pick_name(model: str | None, checkpoint: Checkpoint | None) -> str:
     """The timm name to build: ``model``'s, else the weights' architecture, else the S model."""
+    arch = checkpoint.architecture if checkpoint else None
     if model is None:
         return arch or "moemae_landsat"
     name = timm_name(model)
     if arch is not None and name.split(".")[0] != arch.split(".")[0]:
         raise ValueError(
-            f"the weights {weights} hold a {arch} ({MODEL_VARIANTS.get(arch, '?')}) model, but model "
+            f"the weights {checkpoint and checkpoint.provenance} hold a {arch} ({MODEL_VARIANTS.get(arch, '?')}) model, but model "
             f"{model!r} ({name}) was asked for; leave the model out to use the weights' architecture"
         )
     return name
@@ -234,25 +157,23 @@ def create_encoder(
             not fit the model (wrong size).
         FileNotFoundError: if the weights do not exist.
     """
-    arch, source = _resolve_weights(weights)
-    name = _pick_name(model, weights, arch)
+    checkpoint = _read(weights)
+    name = _pick_name(model, checkpoint)
     if _is_moemae(name):
-        if source is not None:  # weights keep the hour rule they were trained with
-            kwargs.setdefault("hour_encoding", _hour_encoding(weights, source))
+        if checkpoint is not None:  # weights keep the hour rule they were trained with
+            kwargs.setdefault("hour_encoding", checkpoint.hour_encoding)
         built = timm.create_model(name, **kwargs)
         # features_only wraps the (possibly pruned) encoder in timm's getter net, as ``.model``
         ours = built if isinstance(built, MoEMAEEncoder) else getattr(built, "model", None)
         assert isinstance(ours, MoEMAEEncoder)
-        if source is not None:  # a classifier head or pruned blocks are not loaded strictly
-            load_checkpoint(ours, source, strict=ours is built and ours.num_classes == 0)
+        if checkpoint is not None:  # a classifier head or pruned blocks are not loaded strictly
+            strict = ours is built and ours.num_classes == 0
+            load_checkpoint(ours, checkpoint.state_dict, strict=strict)
         return built
     options: dict[str, Any] = {"in_chans": 7, "num_classes": 0, **kwargs}
-    if isinstance(source, Mapping):
-        encoder = timm.create_model(name, **options)
-        encoder.load_state_dict(dict(source))
-        return encoder
-    if source is not None:
-        options.update(pretrained=True, pretrained_cfg_overlay={"file": str(source)})
+    if checkpoint is not None:  # timm adapts the stem and head of its own models
+        overlay = {"state_dict": dict(checkpoint.state_dict)}
+        options.update(pretrained=True, pretrained_cfg_overlay=overlay)
     return timm.create_model(name, **options)
 
 
@@ -277,24 +198,24 @@ def create_mae(
             (:func:`~torchgeo_moemae.models.checkpoint_hour_encoding`), ``"utc"`` without weights.
         **kwargs: forwarded to :class:`MoEMAE` (``mask_ratio``, decoder settings).
     """
-    arch, source = _resolve_weights(weights)
-    name = timm_name(_pick_name(model, weights, arch), moemae_only=True)
-    if isinstance(source, Path) and source.is_dir() and (source / MAE_FILENAME).is_file():
-        source = source / MAE_FILENAME
+    if isinstance(weights, str | Path) and (Path(weights) / MAE_FILENAME).is_file():
+        weights = Path(weights) / MAE_FILENAME  # an export folder's full MAE
+    checkpoint = _read(weights)
+    name = timm_name(_pick_name(model, checkpoint), True)
     if hour_encoding is None:
-        hour_encoding = "utc" if source is None else _hour_encoding(weights, source)
+        hour_encoding = "utc" if checkpoint is None else checkpoint.hour_encoding
     encoder = timm.create_model(name, hour_encoding=hour_encoding)
     assert isinstance(encoder, MoEMAEEncoder)
     mae = MoEMAE(encoder, **kwargs)
-    if source is None:
+    if checkpoint is None:
         return mae
     try:
-        load_checkpoint(mae, source)
+        load_checkpoint(mae, checkpoint.state_dict)
     except ValueError as mae_error:
         if not allow_encoder_weights:
             raise
         try:
-            load_checkpoint(mae.encoder, source)
+            load_checkpoint(mae.encoder, checkpoint.state_dict)
         except ValueError:
             raise mae_error from None
     return mae
@@ -305,8 +226,11 @@ def get_model(name: str, weights: Weights | None = None, **kwargs: Any) -> nn.Mo
 
     Args:
         name: one of :func:`~torchgeo_moemae.models.list_models`.
-        weights: a weights entry or its full name (Hugging Face cache, ``HF_HUB_OFFLINE`` honoured),
-            or a local checkpoint (the authors' ``.pth``, a ``.safetensors`` file, an export folder).
+        weights: a weights entry or its full name (read from its ``url``: a Hub URL through the
+            Hugging Face cache, ``HF_HUB_OFFLINE`` honoured; another URL, e.g. a mirror, through
+            torchvision's ``load_state_dict_from_url``), or a local checkpoint (the authors'
+            ``.pth``, a ``.safetensors`` file, an export folder), or a read
+            :class:`~torchgeo_moemae.models.checkpoint.Checkpoint`.
         **kwargs: forwarded to :func:`timm.create_model` (e.g. ``num_classes``, ``global_pool``,
             ``features_only=True, out_indices=...``: then timm's feature wrapper around the encoder).
 

@@ -6,6 +6,7 @@ this module only holds what timm's registry needs (and the one size <-> name map
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +20,19 @@ from timm.models import (
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..errors import PretrainedWeightsError
+from .checkpoint import (
+    EXPORT_WEIGHTS_FILENAME,
+    HF_HUB_FILENAME,
+    HF_HUB_ID,
+    how_to_load,
+    hub_hint,
+    recorded_model_args,
+    state_dict_hour_encoding,
+)
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
-from .provenance import checkpoint_hour_encoding
 
-__all__ = [
-    "EXPORT_WEIGHTS_FILENAME",
-    "HF_HUB_FILENAME",
-    "HF_HUB_ID",
-    "MODEL_SIZES",
-    "MODEL_VARIANTS",
-    "PretrainedWeightsError",
-    "how_to_load",
-    "hub_hint",
-]
-
-#: The authors' Hugging Face model repository.
-HF_HUB_ID = "albughdadim/lightweight-metadata-aware-mixture-of-experts-mae-landsat"
-#: Name of the authors' S checkpoint (timm also tries the ``.safetensors`` alternative first).
-HF_HUB_FILENAME = "pretrained_S_best.pth"
-#: Encoder weights file of a folder written by ``moemae export`` (timm's Hub layout).
-EXPORT_WEIGHTS_FILENAME = "model.safetensors"
+__all__ = ["MODEL_SIZES", "MODEL_VARIANTS"]
 
 #: Encoder hyper-parameters of the authors' sizes.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
@@ -84,54 +77,14 @@ default_cfgs = generate_default_cfgs(
     }
 )
 
-#: Constructor arguments the published weights of a pretrained cfg were trained with (timm's
-#: PretrainedCfg has no field for them); explicit ``create_model`` kwargs override them.
-PRETRAINED_MODEL_ARGS: dict[str, dict[str, Any]] = {
-    # The authors' loader kept the first digit of the hour (SPEC 6); their weights expect it.
-    "moemae_landsat.ben_ls": {"hour_encoding": "authors"},
-}
 
-
-def how_to_load(name: str) -> str:
-    """The instructions every "could not load pretrained weights" error ends with."""
-    return (
-        f"Pass a local file: timm.create_model({name!r}, pretrained=True, "
-        "pretrained_cfg_overlay=dict(file='/path/to/pretrained_S_best.pth, model.safetensors or "
-        "an export folder')) (the authors' .pth training checkpoint, their state dict, or a folder "
-        "written by `moemae export`)"
-    )
-
-
-def hub_hint() -> str:
-    """How to get the authors' weights when the Hub cannot be reached."""
-    return (
-        " or allow the download (unset HF_HUB_OFFLINE) / pre-fill the cache with "
-        f"`hf download {HF_HUB_ID}`"
-    )
-
-
-def _pretrained_location(cfg: dict[str, Any]) -> tuple[str, str]:
-    """Where timm reads the weights of ``cfg`` from: ``(kind, location)``, ``("", "")`` if none.
-
-    The same order as timm's builder: an explicit source, then a state dict, a file, the Hub, a URL.
-    """
-    source = cfg.get("source") or ""
-    if source == "hf-hub":
-        return source, str(cfg.get("hf_hub_id"))
-    if source == "local-dir":
-        return source, str(cfg.get("file"))
-    for kind, key in (("state_dict", "state_dict"), ("file", "file"), ("hf-hub", "hf_hub_id")):
-        if cfg.get(key):
-            return kind, "state dict" if kind == "state_dict" else str(cfg[key])
-    return ("url", str(cfg["url"])) if cfg.get("url") else ("", "")
-
-
-def _trained_with(cfg: dict[str, Any], load_from: str, location: str) -> dict[str, Any]:
-    """Constructor arguments the weights were trained with (explicit kwargs override them)."""
-    if load_from in ("file", "local-dir"):
-        # A local file may be the authors' or one trained here: its content tells which.
-        return {"hour_encoding": checkpoint_hour_encoding(location)}
-    return PRETRAINED_MODEL_ARGS.get(f"{cfg['architecture']}.{cfg['tag']}", {})
+def _load_filter(
+    state_dict: dict[str, Any], model: MoEMAEEncoder, keep_hour_encoding: bool
+) -> dict[str, Any]:
+    """timm ``pretrained_filter_fn``: the weights keep the hour rule they were trained with."""
+    if not keep_hour_encoding:
+        model.hour_encoding = state_dict_hour_encoding(state_dict)
+    return checkpoint_filter_fn(state_dict, model)
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
@@ -147,27 +100,32 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
     cfg = resolve_pretrained_cfg(
         variant, pretrained_cfg=kwargs.get("pretrained_cfg"), pretrained_cfg_overlay=overlay
     ).to_dict()
-    load_from, location = _pretrained_location(cfg)
-    if not load_from:
+    if not any(cfg.get(key) for key in ("state_dict", "file", "hf_hub_id", "url")):
         raise PretrainedWeightsError(
             f"No published weights exist for {variant!r}. {how_to_load(name)}."
         )
-    if load_from == "file" and Path(location).is_dir():
-        # a folder written by `moemae export`: its encoder weights file
-        overlay["file"] = str(Path(location) / EXPORT_WEIGHTS_FILENAME)
-        model_args["pretrained_cfg_overlay"] = overlay
+    location = overlay.get("file") or cfg.get("hf_hub_id") or cfg.get("url") or "a state dict"
+    if overlay.get("file"):
+        # a folder written by `moemae export` (or a file in it): the model args it records
+        recorded = recorded_model_args(overlay["file"])
+        recorded.pop("architecture", None)
+        model_args = {**recorded, **model_args}
+        if Path(overlay["file"]).is_dir():
+            overlay["file"] = str(Path(overlay["file"]) / EXPORT_WEIGHTS_FILENAME)
+            model_args["pretrained_cfg_overlay"] = overlay
+    # timm resolves and reads the weights; the filter converts them and keeps their hour rule
+    load_filter = partial(_load_filter, keep_hour_encoding="hour_encoding" in model_args)
     try:
-        model_args = {**_trained_with(cfg, load_from, location), **model_args}
         return build_model_with_cfg(
             MoEMAEEncoder,
             variant,
             True,
-            pretrained_filter_fn=checkpoint_filter_fn,
+            pretrained_filter_fn=load_filter,
             feature_cfg=feature_cfg,
             **model_args,
         )
     except (OSError, EntryNotFoundError) as err:
-        hint = hub_hint() if load_from == "hf-hub" else ""
+        hint = hub_hint() if not overlay.get("file") else ""
         raise PretrainedWeightsError(
             f"Could not load pretrained weights for {variant!r} from {location}: {err}. "
             f"{how_to_load(name)}{hint}."

@@ -1,8 +1,11 @@
 """TorchGeo-style pre-trained weights entries and their lookup.
 
 Mirrors :mod:`torchgeo.models.api`: :func:`get_model_weights`, :func:`get_weight`, :func:`list_models`
-(:func:`~torchgeo_moemae.models.get_model` lives in :mod:`torchgeo_moemae.models.factory`). The
-entries' ``transforms`` is a torch-only :class:`Normalize`, so importing this module stays light.
+(:func:`~torchgeo_moemae.models.get_model` lives in :mod:`torchgeo_moemae.models.factory`).
+
+An entry's :meth:`~MoEMAEWeightsEnum.get_state_dict` reads its ``url`` once through
+:func:`~torchgeo_moemae.models.checkpoint.load_weights` and returns the state dict of the timm
+encoder, so TorchGeo's tasks load it as they load their own entries.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
-from .registry import HF_HUB_FILENAME, HF_HUB_ID, PRETRAINED_MODEL_ARGS
+from .checkpoint import HF_HUB_FILENAME, HF_HUB_ID, load_weights
+from .convert import checkpoint_filter_fn
+from .encoder import MoEMAEEncoder
+from .registry import MODEL_SIZES, MODEL_VARIANTS
 
 __all__ = [
     "MoEMAELandsatXS_Weights",
     "MoEMAELandsatXXS_Weights",
     "MoEMAELandsat_Weights",
+    "MoEMAEWeightsEnum",
     "Normalize",
     "get_model_weights",
     "get_weight",
@@ -53,7 +60,23 @@ class Normalize(nn.Module):
 _transforms = Normalize(BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD)
 
 
-class MoEMAELandsat_Weights(WeightsEnum):
+class MoEMAEWeightsEnum(WeightsEnum):
+    """Weights entries of the MoE-MAE encoders: ``get_state_dict`` gives the timm encoder's keys."""
+
+    def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The encoder state dict of the entry's weights (read from its ``url``).
+
+        Loads into ``timm.create_model(self.meta["model"])``, e.g. in TorchGeo's
+        ``ClassificationTask(model="moemae_landsat", weights=<entry>, in_channels=7)``. The
+        arguments (torchvision's ``progress`` ...) are accepted and unused.
+        """
+        checkpoint = load_weights(self)
+        with torch.device("meta"):  # only the layout is needed to convert the keys
+            template = MoEMAEEncoder(**MODEL_SIZES[MODEL_VARIANTS[self.meta["model"]]])
+        return checkpoint_filter_fn(checkpoint.state_dict, template)
+
+
+class MoEMAELandsat_Weights(MoEMAEWeightsEnum):
     """Pre-trained weights of the MoE-MAE encoder S (``moemae_landsat``)."""
 
     LANDSAT_OLI_SR_MOEMAE_BEN_LS = Weights(
@@ -64,23 +87,23 @@ class MoEMAELandsat_Weights(WeightsEnum):
             "in_chans": len(BANDS),
             "img_size": 40,
             "model": "moemae_landsat",
-            "publication": "Lightweight Metadata-Aware Mixture-of-Experts Masked Autoencoder for Earth Observation",
+            "publication": "https://arxiv.org/abs/2509.10919",
             "repo": "https://github.com/AlbughdadiM/geo-moe-mae",
             "hf_hub_id": HF_HUB_ID,
             "hf_hub_filename": HF_HUB_FILENAME,
             "ssl_method": "moe-mae",
             "bands": BANDS,
-            # the hour rule these weights were trained with (see MoEMAEEncoder.hour_encoding)
-            "hour_encoding": PRETRAINED_MODEL_ARGS["moemae_landsat.ben_ls"]["hour_encoding"],
+            # the authors' loader kept the first digit of the hour (docs/user_guide/fidelity.rst)
+            "hour_encoding": "authors",
         },
     )
 
 
-class MoEMAELandsatXS_Weights(WeightsEnum):
+class MoEMAELandsatXS_Weights(MoEMAEWeightsEnum):
     """Weights of the XS encoder (none published yet)."""
 
 
-class MoEMAELandsatXXS_Weights(WeightsEnum):
+class MoEMAELandsatXXS_Weights(MoEMAEWeightsEnum):
     """Weights of the XXS encoder (none published yet)."""
 
 

@@ -2,12 +2,13 @@
 
 from .api import fit_predict, linear_probe, probe_embeddings
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
-from .featurizer import POOLS, Featurizer
+from .featurizer import DEFAULT_POOL, POOLS, Featurizer
 from .metrics import compute_metrics, format_metrics_table, make_metric_collection, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import TorchLinearProbe, fit_torch_probe, torch_predict_proba
 
 __all__ = [
+    "DEFAULT_POOL",
     "POOLS",
     "Embeddings",
     "Featurizer",

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .embed import Embeddings, extract_embeddings
+from .featurizer import DEFAULT_POOL
 from .metrics import compute_metrics, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import fit_torch_probe, torch_predict_proba
@@ -62,7 +63,7 @@ def probe_embeddings(
 def linear_probe(
     encoder: nn.Module,
     datamodule: Any,
-    pool: str = "cls",
+    pool: str = DEFAULT_POOL,
     method: Method = "sklearn",
     out_dir: str | Path | None = None,
     train_split: str = "train",

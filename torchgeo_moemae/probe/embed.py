@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..utils import eval_mode
-from .featurizer import POOLS, Featurizer, check_pool
+from .featurizer import DEFAULT_POOL, POOLS, Featurizer, check_pool
 
 __all__ = [
     "POOLS",
@@ -134,7 +134,7 @@ def extract_embeddings(
     encoder: nn.Module,
     data: Any,
     split: str = "train",
-    pools: str | Sequence[str] = ("cls",),
+    pools: str | Sequence[str] = (DEFAULT_POOL,),
     out_dir: str | Path | None = None,
     batch_size: int | None = None,
     num_workers: int | None = None,

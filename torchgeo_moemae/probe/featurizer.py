@@ -1,9 +1,12 @@
 """The one featurizer: a frozen encoder's tokens, pooled into one feature vector per image.
 
-Default (the paper's protocol, as the authors' code): for a :class:`MoEMAEEncoder`, the tokens
+The definition of an embedding for ``moemae embed``, ``moemae embed-scene``, the pre-training
+task's ``predict_step``, the linear-probe task and the docs. Default (the paper's protocol, as the
+authors' code; see ``docs/user_guide/fidelity.rst``): for a :class:`MoEMAEEncoder`, the tokens
 BEFORE the final LayerNorm (``prenorm=True``), taken through the encoder's own
 ``forward_intermediates(..., norm=False)``; ``prenorm=False`` takes ``forward_features`` (after it).
-Pools:
+Pools (:data:`DEFAULT_POOL`: ``"cls"``), each the encoder's timm ``global_pool`` of
+:data:`GLOBAL_POOL`:
 
 * ``"cls"``: the CLS token (index :attr:`MoEMAEEncoder.cls_index` = 4), ``C`` features;
 * ``"avg"``: the mean of all ``5 + L`` tokens (metadata, CLS and patches), ``C`` features;
@@ -25,13 +28,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models import MoEMAEEncoder
+from ..models.encoder import pool_tokens
 from ..utils import batch_metadata
 
-__all__ = ["POOLS", "Featurizer", "Pool"]
+__all__ = ["DEFAULT_POOL", "GLOBAL_POOL", "POOLS", "Featurizer", "Pool"]
 
 Pool = Literal["cls", "avg", "all"]
 #: The pools of :meth:`Featurizer.pool`.
 POOLS: tuple[str, ...] = ("cls", "avg", "all")
+#: The pool every command and task uses unless told otherwise.
+DEFAULT_POOL: Pool = "cls"
+#: Each pool as the encoder's timm ``global_pool`` (``MoEMAEEncoder(global_pool=...)``).
+GLOBAL_POOL: dict[str, str] = {"cls": "token", "avg": "avg", "all": "flatten"}
 
 
 def check_pool(pool: str) -> str:
@@ -104,14 +112,14 @@ class Featurizer:
     def pool(self, tokens: Tensor, pool: str) -> Tensor:
         """``(B, D)`` features of one pool from :meth:`tokens`' output."""
         check_pool(pool)
+        if self.ours:
+            return pool_tokens(tokens, GLOBAL_POOL[pool], self.encoder.cls_index)
         if pool == "all":
             return tokens.flatten(1)
         if pool == "avg":
             return tokens.mean(dim=1) if tokens.ndim == 3 else tokens.flatten(2).mean(-1)
-        if self.ours:
-            return tokens[:, self.encoder.cls_index]
         return self.encoder.forward_head(tokens, pre_logits=True)
 
-    def __call__(self, batch: Mapping[str, Tensor], pool: str = "cls") -> Tensor:
+    def __call__(self, batch: Mapping[str, Tensor], pool: str = DEFAULT_POOL) -> Tensor:
         """``(B, D)`` features of a batch."""
         return self.pool(self.tokens(batch), pool)

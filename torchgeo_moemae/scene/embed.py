@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import rasterio
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
+from ..probe.featurizer import DEFAULT_POOL, Featurizer
+from ..probe.featurizer import POOLS as FEATURIZER_POOLS
 from ..utils import eval_mode
 from .grid import WindowGrid
 from .quicklook import save_quicklook
@@ -24,9 +25,8 @@ from .writer import EmbeddingWriter
 
 __all__ = ["POOLS", "embed_scene", "scene_windows"]
 
-#: Embedding of a window: the CLS token, or the mean of its patch tokens.
-POOLS = ("cls", "avg")
-Pool = Literal["cls", "avg"]
+#: Pools of a scene map: the featurizer's with one value per embedding dimension (not ``"all"``).
+POOLS = tuple(p for p in FEATURIZER_POOLS if p != "all")
 
 #: GDAL block cache while embedding (bytes): a few tile rows of the seven bands.
 GDAL_CACHE_BYTES = 256 * 2**20
@@ -82,23 +82,18 @@ def scene_windows(
             block, pending = [], 0
 
 
-def _pool(encoder: MoEMAEEncoder, tokens: Tensor, pool: Pool) -> Tensor:
-    if pool == "cls":
-        return tokens[:, encoder.cls_index]
-    return tokens[:, encoder.num_prefix_tokens :].mean(dim=1)
-
-
 def _embed_block(
-    encoder: MoEMAEEncoder,
+    featurizer: Featurizer,
     block: _Rows,
     cols: int,
     time: float,
-    pool: Pool,
+    pool: str,
     batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
     """Embeddings of a block of grid rows, ``(rows, cols, dim)`` float32 with NaN for fill."""
-    out = np.full((len(block.rows) * cols, encoder.num_features), np.nan, dtype=np.float32)
+    dim = featurizer.encoder.num_features
+    out = np.full((len(block.rows) * cols, dim), np.nan, dtype=np.float32)
     mean = torch.tensor(BIGEARTHNET_LS_MEAN, device=device).view(1, len(BANDS), 1, 1)
     std = torch.tensor(BIGEARTHNET_LS_STD, device=device).view(1, len(BANDS), 1, 1)
     # Equal chunks of at most batch_size windows (no tiny remainder batch).
@@ -107,13 +102,13 @@ def _embed_block(
         if len(idx) == 0:
             continue
         x = torch.from_numpy(block.images[idx]).to(device).float()
-        tokens = encoder.forward_features(
-            (x - mean) / std,
-            lat=torch.from_numpy(block.lat[idx]).to(device),
-            lon=torch.from_numpy(block.lon[idx]).to(device),
-            time=torch.full((len(idx),), time, dtype=torch.float64, device=device),
-        )
-        out[block.index[idx]] = _pool(encoder, tokens, pool).float().cpu().numpy()
+        batch = {
+            "image": (x - mean) / std,
+            "lat": torch.from_numpy(block.lat[idx]).to(device),
+            "lon": torch.from_numpy(block.lon[idx]).to(device),
+            "time": torch.full((len(idx),), time, dtype=torch.float64, device=device),
+        }
+        out[block.index[idx]] = featurizer(batch, pool).float().cpu().numpy()
     return out.reshape(len(block.rows), cols, -1)
 
 
@@ -123,7 +118,7 @@ def embed_scene(
     encoder: MoEMAEEncoder,
     *,
     stride: int = 40,
-    pool: Pool = "cls",
+    pool: str = DEFAULT_POOL,
     batch_size: int = 256,
     max_fill_fraction: float = 1.0,
     time: float | None = None,
@@ -136,8 +131,10 @@ def embed_scene(
     Windows of the encoder's input size (40x40 px) are taken every ``stride`` px from the scene's
     upper-left corner (:class:`~torchgeo_moemae.scene.WindowGrid`); each is z-scored with the
     BigEarthNet-L statistics (raw Collection 2 DN, as in pre-training) and embedded with its
-    metadata: latitude/longitude of the window centre (reprojected from the scene CRS) and the
-    acquisition time. The output has one float32 band per embedding dimension, the scene CRS, a
+    metadata (latitude/longitude of the window centre, reprojected from the scene CRS, and the
+    acquisition time) as every command embeds
+    (:class:`~torchgeo_moemae.probe.Featurizer`: the tokens before the final LayerNorm, the
+    paper's protocol). The output has one float32 band per embedding dimension, the scene CRS, a
     ``stride * resolution`` pixel centred on each window, and NaN nodata where a window is fill.
     Windows are streamed in batches (memory does not grow with the scene); the file is written
     atomically.
@@ -148,7 +145,9 @@ def embed_scene(
         out_path: the output ``.tif``; the quicklook goes next to it as ``.png``.
         encoder: a MoE-MAE encoder (``forward_features(x, lat=, lon=, time=) -> (B, 105, C)``).
         stride: window step in pixels (40: adjacent windows, smaller: overlapping).
-        pool: ``"cls"`` (the CLS token) or ``"avg"`` (mean of the patch tokens).
+        pool: ``"cls"`` (the CLS token) or ``"avg"`` (the mean of all tokens), as
+            :class:`~torchgeo_moemae.probe.Featurizer` pools (``"all"`` would make
+            ``(5 + L) * C`` bands).
         batch_size: windows per forward pass.
         max_fill_fraction: windows whose fill fraction exceeds it are nodata (entirely-fill
             windows always are).
@@ -162,7 +161,10 @@ def embed_scene(
         ``out_path``.
     """
     if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        raise ValueError(
+            f"pool must be one of {POOLS} for a scene map (one band per embedding dimension), "
+            f"got {pool!r}"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if not 0.0 <= max_fill_fraction <= 1.0:
@@ -179,12 +181,14 @@ def embed_scene(
         tags = dict(
             source=reader.name,
             pool=pool,
+            features="tokens before the final LayerNorm",
             stride=stride,
             window_size=size,
             time=repr(reader.time),
             normalisation="BigEarthNet-L z-score of Collection 2 DN",
         )
         encoder = encoder.to(device)
+        featurizer = Featurizer(encoder)
         bar = tqdm(total=grid.rows * grid.cols, unit="win", disable=not progress, desc="embed")
         with (
             # GDAL's block cache defaults to 5% of RAM; each tile row is read once, so a small
@@ -197,7 +201,9 @@ def embed_scene(
             torch.inference_mode(),
         ):
             for block in scene_windows(reader, grid, batch_size, max_fill_fraction):
-                out = _embed_block(encoder, block, grid.cols, reader.time, pool, batch_size, device)
+                out = _embed_block(
+                    featurizer, block, grid.cols, reader.time, pool, batch_size, device
+                )
                 for i, row in enumerate(block.rows):
                     writer.write_row(row, out[i].T)
                 bar.update(len(block.rows) * grid.cols)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..models import HF_HUB_ID, MoEMAEEncoder, create_encoder
-from ..models.registry import HF_HUB_FILENAME
+from ..models import RANDOM_INIT, MoEMAEEncoder, Provenance, create_encoder, load_weights
+from ..models.checkpoint import HF_HUB_FILENAME, HF_HUB_ID, Checkpoint
 
 __all__ = ["load_scene_encoder"]
 
 
 def load_scene_encoder(
     model: str | None = None, weights: str | Path | None = None
-) -> tuple[MoEMAEEncoder, str]:
-    """A MoE-MAE encoder and a description of its weights.
+) -> tuple[MoEMAEEncoder, Provenance]:
+    """A MoE-MAE encoder and where its weights came from (``str()`` of it describes them).
 
     Args:
         model: ``"S"``/``"XS"``/``"XXS"`` or a ``moemae_landsat*`` timm name; None: the
@@ -33,10 +33,11 @@ def load_scene_encoder(
 
         cached = try_to_load_from_cache(HF_HUB_ID, HF_HUB_FILENAME)
         source = cached if isinstance(cached, str) else None
-    encoder = create_encoder(model, source)
+    checkpoint: Checkpoint | None = None if source is None else load_weights(source)
+    encoder = create_encoder(model, checkpoint)
     if not isinstance(encoder, MoEMAEEncoder):
         raise ValueError(f"model must be a MoE-MAE encoder (S, XS, XXS), got {model!r}")
-    if source is None:
+    if checkpoint is None:
         warnings.warn(
             f"NO WEIGHTS: {model!r} is randomly initialised, so its embeddings carry no learned "
             f"meaning. Pass --weights (an exported folder or the authors' .pth), or pre-fill the "
@@ -44,5 +45,5 @@ def load_scene_encoder(
             UserWarning,
             stacklevel=2,
         )
-        return encoder, "random init"
-    return encoder, str(source)
+        return encoder, RANDOM_INIT
+    return encoder, checkpoint.provenance

@@ -11,7 +11,7 @@ from torchgeo.trainers import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..models import create_encoder
-from ..probe.featurizer import Featurizer, Pool, check_pool
+from ..probe.featurizer import DEFAULT_POOL, Featurizer, Pool, check_pool
 from ..probe.metrics import make_metric_collection
 
 __all__ = ["LinearProbeTask"]
@@ -41,7 +41,7 @@ class LinearProbeTask(BaseTask):
         self,
         model: str | None = None,
         weights: WeightsEnum | str | None = None,
-        pool: Pool = "cls",
+        pool: Pool = DEFAULT_POOL,
         prenorm: bool | None = None,
         num_classes: int = 19,
         task: Literal["multilabel", "multiclass"] = "multilabel",

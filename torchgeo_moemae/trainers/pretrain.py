@@ -18,6 +18,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..export import export_encoder
 from ..models import MAEOutput, MoEAux, create_mae, skip_value_checks
+from ..probe.featurizer import DEFAULT_POOL, Featurizer
 from ..utils import METADATA_KEYS
 from .schedule import warmup_cosine_scheduler
 
@@ -354,9 +355,8 @@ class MoEMAEPretrainTask(BaseTask):
         self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Embeddings: the encoder's CLS token after the final norm, ``(B, C)``, no masking."""
-        tokens = self.model.encoder.forward_features(batch["image"], **self._metadata(batch))
-        return tokens[:, self.model.encoder.cls_index]
+        """Embeddings ``(B, D)`` of unmasked images, as every command embeds (:class:`Featurizer`)."""
+        return Featurizer(self.model.encoder)({**batch, **self._metadata(batch)}, DEFAULT_POOL)
 
     def log_reconstruction(self, batch: dict[str, Tensor]) -> Path:
         """Plot original / full / masked reconstructions; send to the logger and save a PNG."""
