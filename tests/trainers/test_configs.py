@@ -11,7 +11,7 @@ from lightning.pytorch import LightningModule
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls, pack_dataset
-from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
+from torchgeo_moemae.trainers import FineTuneTask, LinearProbeTask, MoEMAEPretrainTask
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = [
@@ -78,8 +78,12 @@ def test_torchgeo_cli_runs_config(
         args.append("--data.init_args.pin_memory=false")
     if "MoEMAEPretrainTask" in text:
         args.append("--model.init_args.log_figures=false")
+    if "weights: MoEMAELandsat_Weights" in text:  # offline: random initialisation
+        args.append("--model.init_args.weights=null")
     # fast_dev_run logs and saves nothing: record the steps that ran instead.
-    task = MoEMAEPretrainTask if "MoEMAEPretrainTask" in text else LinearProbeTask
+    task = next(
+        t for t in (MoEMAEPretrainTask, FineTuneTask, LinearProbeTask) if t.__name__ in text
+    )
     step = {"fit": "training", "validate": "validation"}.get(command, command) + "_step"
     calls: list[int] = []
     original = getattr(task, step)

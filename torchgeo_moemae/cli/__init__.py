@@ -39,6 +39,10 @@ COMMANDS: dict[str, Command] = {
     "probe": Command(
         "torchgeo_moemae.cli.probe", "fit linear probes on embeddings and report metrics"
     ),
+    "evaluate": Command(
+        "torchgeo_moemae.cli.evaluate",
+        "the paper's linear-probe evaluation of several encoders, beside its tables",
+    ),
     "analyze": Command(
         "torchgeo_moemae.cli.analyze", "reconstructions, expert maps, sparsity table, plots"
     ),

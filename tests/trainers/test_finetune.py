@@ -1,0 +1,108 @@
+"""FineTuneTask: metadata reaches the encoder, layer-wise lr decay, frozen backbone, export round trip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import timm
+import torch
+from torch.utils.data import DataLoader
+
+from torchgeo_moemae.export import export_encoder
+from torchgeo_moemae.models import create_mae, factory
+from torchgeo_moemae.trainers import FineTuneTask
+
+from .conftest import RandomLandsat
+
+
+def _batch(n: int = 4, multiclass: bool = False) -> dict[str, torch.Tensor]:
+    data = RandomLandsat(n)
+    batch = {
+        k: torch.stack([data[i][k] for i in range(n)]) for k in ("image", "lat", "lon", "time")
+    }
+    batch["label"] = torch.arange(n) % 3 if multiclass else (torch.rand(n, 19) > 0.5).long()
+    return batch
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    return export_encoder(create_mae("XXS"), tmp_path / "export")
+
+
+def test_metadata_changes_the_logits(export: Path) -> None:
+    task = FineTuneTask(weights=str(export)).eval()
+    batch = _batch()
+    moved = {**batch, "lat": -batch["lat"], "lon": batch["lon"] + 90, "time": batch["time"] + 1e7}
+    with torch.no_grad():
+        logits, moved_logits = task(batch), task(moved)
+        unknown = task({k: v for k, v in batch.items() if k not in ("lat", "lon", "time")})
+    assert logits.shape == (4, 19)
+    assert not torch.allclose(logits, moved_logits)
+    assert not torch.allclose(logits, unknown)
+
+
+def test_weights_entry_loads_the_encoder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    mae = create_mae("S")
+    file = tmp_path / "pretrained_S_best.pth"
+    torch.save({"epoch": 1, "model_state": mae.state_dict()}, file)
+    monkeypatch.setattr(factory, "hf_hub_download", lambda repo_id, filename, **kw: str(file))
+    task = FineTuneTask(weights="MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS")
+    torch.testing.assert_close(task.model.pos_embed, mae.encoder.pos_embed)
+
+
+def test_layer_decay_groups(export: Path) -> None:
+    task = FineTuneTask(weights=str(export), lr=1e-3, layer_decay=0.5)
+    optimizer = task.configure_optimizers()["optimizer"]
+    depth = len(task.model.blocks)
+    rates: dict[int, float] = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            rates[id(p)] = group["lr"]
+    assert rates[id(task.model.head.weight)] == pytest.approx(1e-3)
+    assert rates[id(next(task.model.blocks[-1].parameters()))] == pytest.approx(1e-3 * 0.5)
+    assert rates[id(next(task.model.blocks[0].parameters()))] == pytest.approx(1e-3 * 0.5**depth)
+    assert rates[id(task.model.pos_embed)] == pytest.approx(1e-3 * 0.5 ** (depth + 1))
+    assert len(rates) == sum(1 for _ in task.model.parameters())
+
+
+def test_freeze_backbone_trains_the_head_only(export: Path) -> None:
+    task = FineTuneTask(weights=str(export), num_classes=3, task="multiclass", freeze_backbone=True)
+    optimizer = task.configure_optimizers()["optimizer"]
+    trained = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert trained == {id(p) for p in task.model.head.parameters()}
+    loss = task.training_step(_batch(multiclass=True), 0)
+    loss.backward()
+    assert task.model.pos_embed.grad is None and task.model.head.weight.grad is not None
+
+
+def _logits(model: Callable[..., torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"])
+
+
+def test_finetune_then_export_round_trips_through_timm(
+    export: Path, tmp_path: Path, make_trainer: Callable[..., Any]
+) -> None:
+    task = FineTuneTask(weights=str(export), num_classes=3, task="multiclass", global_pool="avg")
+    before = next(task.model.blocks[0].parameters()).clone()
+    data = RandomLandsat(8)
+    samples = [{**data[i], "label": torch.tensor(i % 3)} for i in range(8)]
+    loader: DataLoader[dict[str, torch.Tensor]] = DataLoader(samples, batch_size=4)  # type: ignore[arg-type]
+    trainer = make_trainer(tmp_path, max_epochs=1, limit_val_batches=1)
+    trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
+    assert not torch.equal(next(task.model.blocks[0].parameters()), before)  # trained end to end
+    out = task.export(tmp_path / "finetuned")
+    file = out / "model.safetensors"
+    model = timm.create_model(
+        "moemae_landsat_xxs",
+        num_classes=3,
+        global_pool="avg",
+        pretrained=True,
+        pretrained_cfg_overlay=dict(file=str(file), num_classes=3),
+    ).eval()
+    task.eval()
+    batch = next(iter(loader))
+    torch.testing.assert_close(_logits(model, batch), _logits(task.model, batch))

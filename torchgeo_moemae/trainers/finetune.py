@@ -1,0 +1,178 @@
+"""Fine-tuning an encoder with a classifier head as a ``torchgeo fit`` task, metadata included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from timm.models import save_for_hf
+from timm.optim import param_groups_layer_decay
+from torch import Tensor
+from torchgeo.trainers import BaseTask
+from torchvision.models._api import WeightsEnum
+
+from ..checkpoints import atomic_output
+from ..models import MoEMAEEncoder, create_encoder
+from ..probe.metrics import make_metric_collection
+from ..utils import batch_metadata
+
+__all__ = ["FineTuneTask"]
+
+
+class FineTuneTask(BaseTask):
+    """Train an encoder and ``Linear(D, num_classes)`` end to end (or the head alone).
+
+    The encoder is built by :func:`~torchgeo_moemae.models.create_encoder` with a fresh classifier
+    head (timm's ``num_classes``/``global_pool``). Our encoder receives the batch's ``lat``,
+    ``lon`` and ``time`` (NaN where unknown, e.g. EuroSAT-L); other timm models get the image only.
+
+    Optimiser: AdamW over timm's layer-wise learning-rate decay groups
+    (:func:`timm.optim.param_groups_layer_decay`, driven by the encoder's ``group_matcher``): the
+    head learns at ``lr``, block ``i`` of ``L`` at ``lr * layer_decay ** (L - i)``, the embeddings
+    at the smallest rate; norms, biases and :meth:`no_weight_decay` parameters are not decayed.
+    ``freeze_backbone`` (TorchGeo's name) trains the head only. ReduceLROnPlateau on ``val_loss``.
+
+    Loss: BCE-with-logits (``multilabel``, BigEarthNet-L) or cross-entropy (``multiclass``,
+    EuroSAT-L). Metrics: the paper's (:mod:`torchgeo_moemae.probe.metrics`), logged as
+    ``{train,val,test}_<metric>``.
+    """
+
+    monitor = "val_loss"
+    mode = "min"
+    model: Any
+
+    def __init__(
+        self,
+        model: str | None = None,
+        weights: WeightsEnum | str | None = None,
+        num_classes: int = 19,
+        task: Literal["multilabel", "multiclass"] = "multilabel",
+        global_pool: Literal["token", "avg"] = "token",
+        freeze_backbone: bool = False,
+        lr: float = 5e-4,
+        layer_decay: float = 0.75,
+        weight_decay: float = 0.05,
+        patience: int = 10,
+    ) -> None:
+        """Initialize a new FineTuneTask.
+
+        Args:
+            model: ``"S"``/``"XS"``/``"XXS"``, ``moemae_landsat*`` or another timm model name; None:
+                the architecture the weights record, else ``moemae_landsat``.
+            weights: a weights entry or its name, an export folder, ``.safetensors`` or the
+                authors' ``.pth``; None: random initialisation. Not saved in the hyper-parameters
+                (a checkpoint holds the trained weights).
+            num_classes: outputs (19 for BigEarthNet-L, 10 for EuroSAT-L).
+            task: ``"multilabel"`` or ``"multiclass"``.
+            global_pool: the head's input: the CLS token or the mean of all tokens.
+            freeze_backbone: train the head only.
+            lr: AdamW learning rate of the head (the top of the layer-wise decay).
+            layer_decay: learning-rate factor per block below the head (1: no decay).
+            weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
+            patience: ReduceLROnPlateau patience (epochs).
+        """
+        if task not in ("multilabel", "multiclass"):
+            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+        self.weights = weights
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """The encoder with a fresh head; the backbone frozen if asked."""
+        self.model = create_encoder(
+            self.hparams["model"],
+            self.weights,
+            num_classes=self.hparams["num_classes"],
+            global_pool=self.hparams["global_pool"],
+        )
+        if self.hparams["freeze_backbone"]:
+            head = {id(p) for p in self.model.get_classifier().parameters()}
+            for param in self.model.parameters():
+                param.requires_grad_(id(param) in head)
+
+    def configure_metrics(self) -> None:
+        """The paper's metrics per stage (torchmetrics collections)."""
+        task, c = self.hparams["task"], self.hparams["num_classes"]
+        self.train_metrics = make_metric_collection(task, c, prefix="train_")
+        self.val_metrics = make_metric_collection(task, c, prefix="val_")
+        self.test_metrics = make_metric_collection(task, c, prefix="test_")
+
+    def configure_optimizers(self) -> Any:
+        """AdamW over layer-wise lr-decay groups; ReduceLROnPlateau on ``val_loss``."""
+        no_decay: set[str] = getattr(self.model, "no_weight_decay", set)()
+        groups = param_groups_layer_decay(
+            self.model,
+            weight_decay=self.hparams["weight_decay"],
+            no_weight_decay_list=list(no_decay),
+            layer_decay=self.hparams["layer_decay"],
+        )
+        lr = self.hparams["lr"]
+        for group in groups:  # torch's optimisers know no lr_scale: fold it into each lr
+            group["lr"] = lr * group.pop("lr_scale", 1.0)
+            group["params"] = [p for p in group["params"] if p.requires_grad]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, patience=self.hparams["patience"]
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
+        }
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits ``(B, num_classes)``; our encoder also gets the batch's metadata."""
+        if isinstance(self.model, MoEMAEEncoder):
+            return self.model(batch["image"], **batch_metadata(batch))
+        return self.model(batch["image"])
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self(batch)
+        y = batch["label"]
+        if self.hparams["task"] == "multilabel":
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+            proba = torch.sigmoid(logits)
+        else:
+            loss = F.cross_entropy(logits, y.long())
+            proba = logits.softmax(-1)
+        bs = logits.shape[0]
+        self.log(f"{stage}_loss", loss, batch_size=bs, prog_bar=stage != "test")
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics(proba.float(), y.long())
+        self.log_dict(metrics, batch_size=bs, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Loss of a training batch."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Validation loss and metrics."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Test loss and metrics."""
+        self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Probabilities ``(B, num_classes)``."""
+        logits = self(batch)
+        return torch.sigmoid(logits) if self.hparams["task"] == "multilabel" else logits.softmax(-1)
+
+    @torch.no_grad()
+    def export(self, out_dir: str | Path) -> Path:
+        """Write the fine-tuned encoder and head as ``model.safetensors`` + ``config.json``.
+
+        Load it back with ``timm.create_model(architecture, num_classes=C, pretrained=True,
+        pretrained_cfg_overlay=dict(file=out_dir / "model.safetensors", num_classes=C))``.
+        Files replace those of ``out_dir`` only once all are complete.
+        """
+        model_args: dict[str, Any] = {
+            "num_classes": self.hparams["num_classes"],
+            "global_pool": self.hparams["global_pool"],
+        }
+        if isinstance(self.model, MoEMAEEncoder):
+            model_args["hour_encoding"] = self.model.hour_encoding
+        with atomic_output(out_dir) as staging:
+            save_for_hf(self.model, str(staging), safe_serialization=True, model_args=model_args)
+        return Path(out_dir)
