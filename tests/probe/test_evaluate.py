@@ -19,7 +19,7 @@ from torchgeo.models import ResNet18_Weights
 
 from torchgeo_moemae.cli import main
 from torchgeo_moemae.export import export_encoder
-from torchgeo_moemae.models import create_mae, factory
+from torchgeo_moemae.models import checkpoint, create_mae
 from torchgeo_moemae.probe import evaluate as evaluation
 from torchgeo_moemae.probe.evaluate import EncoderSpec, evaluate, format_evaluation
 from torchgeo_moemae.probe.published import MOEMAE_WEIGHTS, PUBLISHED
@@ -32,7 +32,7 @@ def published_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The published weights entry served from a local file in the authors' layout."""
     file = tmp_path / "pretrained_S_best.pth"
     torch.save({"epoch": 1, "model_state": create_mae("S").state_dict()}, file)
-    monkeypatch.setattr(factory, "hf_hub_download", lambda repo_id, filename, **kw: str(file))
+    monkeypatch.setattr(checkpoint, "hf_hub_download", lambda repo_id, filename, **kw: str(file))
     return file
 
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from torchgeo_moemae.export import export_encoder
-from torchgeo_moemae.models import create_mae, factory
+from torchgeo_moemae.models import checkpoint, create_mae
 from torchgeo_moemae.trainers import FineTuneTask
 
 from .conftest import RandomLandsat
@@ -48,7 +48,7 @@ def test_weights_entry_loads_the_encoder(monkeypatch: pytest.MonkeyPatch, tmp_pa
     mae = create_mae("S")
     file = tmp_path / "pretrained_S_best.pth"
     torch.save({"epoch": 1, "model_state": mae.state_dict()}, file)
-    monkeypatch.setattr(factory, "hf_hub_download", lambda repo_id, filename, **kw: str(file))
+    monkeypatch.setattr(checkpoint, "hf_hub_download", lambda repo_id, filename, **kw: str(file))
     task = FineTuneTask(weights="MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS")
     torch.testing.assert_close(task.model.pos_embed, mae.encoder.pos_embed)
 
