@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from timm.optim import param_groups_weight_decay
 from torch import Tensor
@@ -20,6 +18,8 @@ from ..export import export_encoder
 from ..models import MAEOutput, MoEAux, create_mae, skip_value_checks
 from ..probe.featurizer import DEFAULT_POOL, Featurizer
 from ..utils import METADATA_KEYS
+from .cuda_graph import GraphedTrainStep, StepRecords, canonical_checkpoint, clip_gradients
+from .regional import compile_blocks
 from .schedule import warmup_cosine_scheduler
 
 __all__ = ["MoEMAEPretrainTask"]
@@ -57,6 +57,12 @@ class MoEMAEPretrainTask(BaseTask):
     each epoch end and before any checkpoint is written), so non-finite values never reach the
     weights nor a checkpoint. Optimisers without ``found_inf`` support fall back to a per-step check.
 
+    On one CUDA device the whole step (forward, loss, backward, clipping, guard, fused AdamW) is
+    one CUDA graph replay (``cuda_graph``, see :class:`~torchgeo_moemae.trainers.cuda_graph.GraphedTrainStep`):
+    full batches replay it, batches of another shape (an epoch's last, partial batch) run the same
+    step eagerly and are counted (``train_eager_steps``). Its checkpoints are those of the eager
+    path, so a run may resume in either.
+
     ``torchgeo test`` logs the same losses on the test split (``test_*``) and ``torchgeo predict``
     returns the encoder's CLS embeddings ``(B, C)`` per batch.
 
@@ -86,6 +92,7 @@ class MoEMAEPretrainTask(BaseTask):
         log_figures: bool = True,
         compile: bool = False,
         finite_check_every_n_steps: int = 100,
+        cuda_graph: bool | None = None,
     ) -> None:
         """Initialize a new MoEMAEPretrainTask.
 
@@ -105,10 +112,15 @@ class MoEMAEPretrainTask(BaseTask):
                 encoder-only one (``model.safetensors``; the decoder then starts from scratch).
                 Not saved in the hyper-parameters, so Lightning checkpoints never depend on the file.
             log_figures: log a reconstruction figure at each validation.
-            compile: train through ``torch.compile`` of the model (the MoE then uses its fused,
-                static-shape dispatch); the first steps pay the compilation.
+            compile: compile each transformer block (regional compilation, see
+                :func:`~torchgeo_moemae.trainers.regional.compile_blocks`; the MoE then uses its
+                fused, static-shape dispatch); the first steps pay the compilation.
             finite_check_every_n_steps: how often the host looks at the on-device record of
                 non-finite losses (one synchronisation per check; bad steps are skipped meanwhile).
+            cuda_graph: run each training step as one CUDA graph replay. None (default): on when
+                training on one CUDA device with fused AdamW and without a gradient scaler or
+                gradient accumulation. True elsewhere runs the same step object without capture
+                (e.g. on a CPU); it needs the same conditions otherwise.
         """
         if finite_check_every_n_steps < 1:
             raise ValueError(
@@ -116,8 +128,10 @@ class MoEMAEPretrainTask(BaseTask):
             )
         self.weights = weights
         super().__init__()
-        self._train_forward: Callable[..., MAEOutput] | None = None
-        self._reset_guard()
+        self._records = StepRecords()
+        self._step_bad: Tensor | None = None
+        self._graphed: GraphedTrainStep | None = None
+        self._compiled = False
 
     def configure_models(self) -> None:
         """Build the MAE around a timm encoder (so it carries timm's ``pretrained_cfg``)."""
@@ -179,98 +193,108 @@ class MoEMAEPretrainTask(BaseTask):
         """Masked forward pass of a batch; ``kwargs`` go to :meth:`MoEMAE.forward`."""
         return self.model(batch["image"], **self._metadata(batch), **kwargs)
 
-    def _reset_guard(self) -> None:
-        """Forget the on-device records of the non-finite guard and the expert utilisation."""
-        # first non-finite step: (global step, epoch, batch index), loss, and which samples of
-        # that batch had NaN/inf pixels; -1 = none yet
-        self._bad_where: Tensor | None = None
-        self._bad_loss: Tensor | None = None
-        self._bad_samples: Tensor | None = None
-        self._step_bad: Tensor | None = None
-        self._util_sum: Tensor | None = None
-        self._util_weight = 0
+    @staticmethod
+    def _parts(out: MAEOutput) -> dict[str, Tensor]:
+        """The loss terms of an output, by their logged suffix."""
+        return {"masked": out.loss_masked, "visible": out.loss_visible, "moe": out.moe_loss}
 
-    def _record_finite(self, batch: dict[str, Tensor], loss: Tensor, batch_idx: int) -> None:
-        """Record on the device whether this step's loss is finite (no host synchronisation)."""
-        image = batch["image"]
-        bad = ~torch.isfinite(loss.detach())
-        # new_full fills on the device: torch.tensor(..., device=cuda) would synchronise
-        where = torch.stack(
-            [
-                loss.new_full((), v, dtype=torch.long)
-                for v in (self.global_step, self.current_epoch, batch_idx)
-            ]
-        )
-        samples = ~torch.isfinite(image.detach()).flatten(1).all(1)
-        if self._bad_where is None or self._bad_loss is None or self._bad_samples is None:
-            self._bad_where = torch.full_like(where, -1)
-            self._bad_loss = loss.detach().float().new_zeros(())
-            self._bad_samples = samples.new_zeros(samples.shape)
-        if samples.shape[0] > self._bad_samples.shape[0]:
-            self._bad_samples = F.pad(
-                self._bad_samples, (0, samples.shape[0] - self._bad_samples.shape[0])
-            )
-        samples = F.pad(samples, (0, self._bad_samples.shape[0] - samples.shape[0]))
-        first = bad & (self._bad_where[0] < 0)
-        self._bad_where = torch.where(first, where, self._bad_where)
-        self._bad_loss = torch.where(first, loss.detach().float(), self._bad_loss)
-        self._bad_samples = torch.where(first, samples, self._bad_samples)
-        self._step_bad = bad.float()
-
-    def _raise_if_non_finite(self) -> None:
-        """Raise if a non-finite loss was recorded (one host synchronisation)."""
-        if self._bad_where is None or self._bad_loss is None or self._bad_samples is None:
-            return
-        step, epoch, batch_idx = self._bad_where.tolist()
-        if step < 0:
-            return
-        bad = self._bad_samples.nonzero().flatten().tolist()
-        cause = (
-            f"the input image has NaN/inf values in samples {bad} of the batch"
-            if bad
-            else "the input is finite, so the weights or an overflow produced it"
-        )
-        raise RuntimeError(
-            f"non-finite training loss ({self._bad_loss.item()}) at batch {batch_idx} "
-            f"(epoch {epoch}, global step {step}): {cause}. The update of that step was skipped, "
-            "so the weights are not corrupted."
-        )
-
-    def _log_losses(self, stage: str, out: MAEOutput, loss: Tensor, batch_size: int) -> None:
+    def _log_losses(
+        self, stage: str, loss: Tensor, parts: dict[str, Tensor], batch_size: int
+    ) -> None:
         # validation means are synchronised across DDP ranks (val_loss picks the best checkpoint);
         # the progress bar converts its metrics at every refresh, so it shows validation only
         sync = stage != "train"
         self.log(f"{stage}_loss", loss, batch_size=batch_size, prog_bar=sync, sync_dist=sync)
-        parts = {"masked": out.loss_masked, "visible": out.loss_visible, "moe": out.moe_loss}
         for name, value in parts.items():
             self.log(f"{stage}_loss_{name}", value, batch_size=batch_size, sync_dist=sync)
 
+    def _losses(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Total loss, its terms and the expert utilisation ``(U,)`` of a training batch."""
+        out = self.model(batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"])
+        with torch.no_grad():
+            util = torch.cat([expert_utilisation(routing) for routing in out.routing])
+        return out.loss(self.hparams["alpha"], self.hparams["beta"]), self._parts(out), util
+
+    def _use_cuda_graph(self) -> bool:
+        """Whether to train through :class:`GraphedTrainStep` (see ``cuda_graph``)."""
+        trainer = self.trainer
+        blockers = {
+            "a gradient scaler (16-bit AMP)": self._uses_grad_scaler(),
+            "gradient accumulation": trainer.accumulate_grad_batches != 1,
+            "several devices": trainer.world_size > 1,
+            "an optimiser other than fused AdamW": not trainer.optimizers[0].defaults.get("fused"),
+        }
+        blocked = [name for name, on in blockers.items() if on]
+        wanted = self.hparams["cuda_graph"]
+        if wanted is None:
+            return self.device.type == "cuda" and not blocked
+        if wanted and blocked:
+            raise ValueError(f"cuda_graph=True cannot be used with {', '.join(blocked)}")
+        return bool(wanted)
+
     def on_train_start(self) -> None:
-        """Start with empty guard/utilisation records; compile the model if asked."""
-        self._reset_guard()
-        if self.hparams["compile"] and self._train_forward is None:
-            # compile the bound forward, not the module: no second copy of the parameters in
-            # the state dict
-            self._train_forward = torch.compile(self.model.forward)
+        """Start with empty guard/utilisation records; compile blocks and set up the step."""
+        self._records = StepRecords()
+        if self.hparams["compile"] and not self._compiled:
+            compile_blocks(self.model)
+            self._compiled = True
+        self._graphed = None
+        if self._use_cuda_graph():
+            self._graphed = GraphedTrainStep(
+                self._losses,
+                self.trainer.optimizers[0],
+                self._records,
+                self.trainer.gradient_clip_val,
+                self.trainer.gradient_clip_algorithm,
+                capture=self.device.type == "cuda",
+            )
 
     def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         """Masked reconstruction loss of a batch, with on-device logging and NaN/inf guard."""
-        forward = self._train_forward or self.model.forward
-        with skip_value_checks():  # the guard below reports NaN/inf without a host sync
-            out = forward(batch["image"], **self._metadata(batch))
-        loss = out.loss(self.hparams["alpha"], self.hparams["beta"])
-        self._record_finite(batch, loss, batch_idx)
-        if not self._skips_on_device():
-            self._raise_if_non_finite()  # the optimiser cannot skip a step: check now
+        batch = {"image": batch["image"], **self._metadata(batch)}
         batch_size = batch["image"].shape[0]
-        self._log_losses("train", out, loss, batch_size)
+        where = (self.global_step, self.current_epoch, batch_idx)
+        if self._graphed is not None:  # the whole step, optimiser update included
+            out = self._graphed(batch, where)
+            loss, parts = out["loss"], {k: v for k, v in out.items() if k != "loss"}
+        else:
+            with skip_value_checks():  # the guard below reports NaN/inf without a host sync
+                loss, parts, util = self._losses(batch)
+            # new_full fills on the device: torch.tensor(..., device=cuda) would synchronise
+            position = torch.stack([loss.new_full((), v, dtype=torch.long) for v in where])
+            self._step_bad = self._records.update(loss, batch["image"], position, util)
+            self._records.count(batch_size)
+            if not self._skips_on_device():
+                self._records.raise_if_non_finite()  # the optimiser cannot skip a step: check now
+        self._log_losses("train", loss, parts, batch_size)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-        self.log("lr", loss.new_full((), lr), batch_size=batch_size)
-        with torch.no_grad():
-            util = torch.cat([expert_utilisation(routing) for routing in out.routing])
-            self._util_sum = util * batch_size + (0 if self._util_sum is None else self._util_sum)
-            self._util_weight += batch_size
+        # a tensor rate (captured step) is filled in place by the scheduler: log a copy
+        value = lr.clone() if isinstance(lr, Tensor) else loss.new_full((), lr)
+        self.log("lr", value, batch_size=batch_size)
         return loss
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Back-propagate, unless the graphed step already did (with the update)."""
+        if self._graphed is None:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: Optimizer) -> None:
+        """Zero the gradients, unless the graphed step owns them (a replay overwrites them)."""
+        if self._graphed is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """Step the optimiser; with the graphed step, only run the closure (it stepped already).
+
+        Lightning still counts the step and then steps the LR scheduler, which fills the
+        graphed step's tensor learning rates in place.
+        """
+        if self._graphed is None:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        elif optimizer_closure is not None:
+            optimizer_closure()
 
     def _uses_grad_scaler(self) -> bool:
         """Whether Lightning scales the loss (16-bit AMP), which then owns ``found_inf``."""
@@ -293,13 +317,8 @@ class MoEMAEPretrainTask(BaseTask):
             return
         # Lightning's mixed-precision plugin refuses to clip for any fused optimiser (it assumes a
         # GradScaler unscales inside it); fused is only chosen without a GradScaler (bf16, fp32).
-        if not gradient_clip_val:
-            return
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        if gradient_clip_algorithm == "value":
-            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
-        else:
-            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+        clip_gradients(params, gradient_clip_val, gradient_clip_algorithm)
 
     def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
         """Hand this step's non-finite flag to the fused optimiser, which then skips the update."""
@@ -309,15 +328,16 @@ class MoEMAEPretrainTask(BaseTask):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Every ``finite_check_every_n_steps`` steps, stop if a loss was non-finite."""
         if self.global_step % self.hparams["finite_check_every_n_steps"] == 0:
-            self._raise_if_non_finite()
+            self._records.raise_if_non_finite()
 
     def on_train_epoch_end(self) -> None:
         """Check the guard; log the epoch's expert utilisation (one host synchronisation)."""
-        self._raise_if_non_finite()
-        if self._util_sum is None:
+        self._records.raise_if_non_finite()
+        if self._graphed is not None:
+            self.log("train_eager_steps", float(self._graphed.eager_steps))
+        means = self._records.pop_utilisation()
+        if means is None:
             return
-        means = (self._util_sum / self._util_weight).tolist()
-        self._util_sum, self._util_weight = None, 0
         col = 0
         for i, block in enumerate(self.model.encoder.blocks):
             for e in range(block.moe.num_experts):
@@ -326,18 +346,20 @@ class MoEMAEPretrainTask(BaseTask):
 
     def on_train_end(self) -> None:
         """Check the guard once more (a run may stop mid-epoch at ``max_steps``)."""
-        self._raise_if_non_finite()
+        self._records.raise_if_non_finite()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse to write a checkpoint after a non-finite step went unreported."""
-        self._raise_if_non_finite()
+        """Refuse to write a checkpoint after a non-finite step went unreported; store the
+        optimiser in the eager layout (float rates) whichever path trained."""
+        self._records.raise_if_non_finite()
+        canonical_checkpoint(checkpoint)
 
     def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> None:
         """Loss with a fixed masking per batch index (comparable across epochs and runs)."""
         gen = torch.Generator().manual_seed(batch_idx)
         out = self(batch, mask_ratio=self.hparams["mask_ratio"], generator=gen)
         loss = out.loss(self.hparams["alpha"], self.hparams["beta"])
-        self._log_losses(stage, out, loss, batch["image"].shape[0])
+        self._log_losses(stage, loss, self._parts(out), batch["image"].shape[0])
 
     def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         """Validation loss with a fixed masking per batch index (comparable across epochs)."""
