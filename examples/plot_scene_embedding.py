@@ -17,7 +17,6 @@ upper-left pixel centre, 30 m grid).
 # :class:`~torchgeo_moemae.scene.LandsatProduct` reads the MTL (acquisition time, grid) and the
 # bands in strips of rows.
 import tempfile
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -26,6 +25,7 @@ import rasterio
 import torch
 from rasterio.plot import plotting_extent
 
+from torchgeo_moemae.errors import PretrainedWeightsError
 from torchgeo_moemae.scene import LandsatProduct, embed_scene, load_scene_encoder, pca_rgb
 
 torch.manual_seed(0)
@@ -42,11 +42,13 @@ print(scene.crs, scene.height, "x", scene.width, "px, acquired at POSIX", scene.
 # -----------
 # :func:`~torchgeo_moemae.scene.load_scene_encoder` takes ``weights=`` (an exported folder or the
 # authors' ``pretrained_S_best.pth``); without them it uses the published weights if they are in
-# the Hugging Face cache and otherwise warns and falls back to a random initialisation, as in this
-# offline build. Even random features follow the land cover; trained ones separate it better.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
+# the Hugging Face cache and otherwise refuses, unless a random initialisation is asked for with
+# ``random_init=True``, as in this offline build. Even random features follow the land cover;
+# trained ones separate it better.
+try:
     encoder, weights = load_scene_encoder("S")
+except PretrainedWeightsError:  # not in the cache (offline build)
+    encoder, weights = load_scene_encoder("S", random_init=True)
 print("weights:", weights)
 
 # %%

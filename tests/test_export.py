@@ -101,7 +101,7 @@ def test_export_cli(
     checkpoint: tuple[Path, MoEMAEPretrainTask], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, task = checkpoint
-    assert moemae_main(["export", str(path), str(tmp_path / "out"), "--no-mae"]) == 0
+    assert moemae_main(["export", str(path), "--out", str(tmp_path / "out"), "--no-mae"]) == 0
     printed = capsys.readouterr().out
     assert 'timm.create_model("moemae_landsat_xxs"' in printed
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -130,7 +130,7 @@ def _flip_byte_in_a_tensor(source: Path, target: Path) -> None:
 
 
 def _export_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = moemae_main(["export", *args])
+    code = moemae_main(["export", args[0], "--out", *args[1:]])
     return code, capsys.readouterr().err
 
 
@@ -207,6 +207,6 @@ def test_failed_export_leaves_no_partial_file(
 
     monkeypatch.setattr("torchgeo_moemae.export.save_file", fail)
     with pytest.raises(OSError, match="disk full"):
-        export_encoder(path, out)
+        export_encoder(path, out, overwrite=True)
     assert [p.name for p in out.iterdir()] == ["model.safetensors"]
     assert (out / "model.safetensors").read_bytes() == b"previous export"

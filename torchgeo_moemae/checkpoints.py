@@ -1,22 +1,14 @@
-"""Trustworthy checkpoint input and output: verified reads, complete writes, ordinary permissions.
+"""Trustworthy checkpoint input: verified reads.
 
-* :func:`read_lightning_checkpoint` refuses, with a one-line :class:`CheckpointError`, a file that
-  ``torch.load`` would read silently wrong or fail on obscurely: a damaged record (torch's zip
-  checkpoints store a CRC-32 per record, which ``torch.load`` never checks), an empty or truncated
-  file, and a checkpoint that is not a Lightning one (the authors' ``.pth``: it says how to load it).
-* :func:`atomic_output` writes files into a hidden temporary folder and moves each into place with
-  :func:`os.replace` only once all are complete, so a failed write never leaves a partial file
-  under a final name; the files get the permissions the umask gives (``tempfile`` and safetensors
-  create 0600 files).
+:func:`read_lightning_checkpoint` refuses, with a one-line :class:`CheckpointError`, a file that
+``torch.load`` would read silently wrong or fail on obscurely: a damaged record (torch's zip
+checkpoints store a CRC-32 per record, which ``torch.load`` never checks), an empty or truncated
+file, and a checkpoint that is not a Lightning one (the authors' ``.pth``: it says how to load it).
+Complete writes with ordinary permissions are :mod:`torchgeo_moemae.outputs`' job.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +16,7 @@ from .errors import CheckpointError
 from .models.checkpoint import read_checkpoint
 from .models.convert import is_upstream_state_dict, unwrap_checkpoint
 
-__all__ = ["atomic_output", "read_lightning_checkpoint"]
+__all__ = ["read_lightning_checkpoint"]
 
 
 def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -58,37 +50,3 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
         f"{path}: not a Lightning checkpoint (no 'pytorch-lightning_version'/'state_dict'; keys: "
         f"{sorted(checkpoint)[:5]})"
     )
-
-
-def _umask() -> int:
-    # The only portable way to read the umask is to set it; set it straight back.
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_output(out_dir: str | Path) -> Iterator[Path]:
-    """A temporary folder whose files replace those of ``out_dir`` only if the block succeeds.
-
-    Files are moved one by one with :func:`os.replace` (atomic per file) after the whole block has
-    run, with permissions ``0o666 & ~umask``; on error the temporary folder is removed and
-    ``out_dir`` keeps its previous files.
-
-    Args:
-        out_dir: the final folder (created if missing).
-
-    Yields:
-        the temporary folder (inside ``out_dir``, so the moves never cross file systems).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
-    try:
-        yield staging
-        mode = 0o666 & ~_umask()
-        for item in sorted(staging.iterdir()):
-            item.chmod(mode)
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

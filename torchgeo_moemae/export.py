@@ -23,11 +23,30 @@ import torch
 from safetensors.torch import save_file
 from timm.models import save_for_hf
 
-from .checkpoints import atomic_output, read_lightning_checkpoint
+from .checkpoints import read_lightning_checkpoint
 from .models import MoEMAE, create_mae, load_checkpoint
-from .models.factory import MAE_FILENAME
+from .models.factory import EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
+from .outputs import atomic_output, check_output
 
-__all__ = ["MAE_FILENAME", "export_encoder", "load_pretrain_checkpoint"]
+__all__ = [
+    "EXPORT_FILES",
+    "MAE_FILENAME",
+    "check_export_folder",
+    "export_encoder",
+    "load_pretrain_checkpoint",
+]
+
+#: the files an export writes (timm's Hub layout, then the full MAE)
+EXPORT_FILES = (EXPORT_WEIGHTS_FILENAME, "config.json", MAE_FILENAME)
+
+
+def check_export_folder(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Check, before any work, that ``out_dir`` can take an export (see
+    :func:`~torchgeo_moemae.outputs.check_output`): a folder or a new name, writable, holding no
+    export files unless ``overwrite`` (its other files are kept either way)."""
+    return check_output(
+        out_dir, folder=True, overwrite=overwrite, contents=EXPORT_FILES, what="export folder"
+    )
 
 
 def load_pretrain_checkpoint(path: str | Path) -> MoEMAE:
@@ -75,25 +94,29 @@ def _load_mae(source: Any) -> tuple[MoEMAE, str]:
 
 
 @torch.no_grad()
-def export_encoder(checkpoint: Any, out_dir: str | Path, save_mae: bool = True) -> Path:
+def export_encoder(
+    checkpoint: Any, out_dir: str | Path, save_mae: bool = True, overwrite: bool = False
+) -> Path:
     """Write ``model.safetensors`` + ``config.json`` (+ ``mae.safetensors``) for timm and the Hub.
 
     Args:
         checkpoint: a Lightning checkpoint of :class:`~torchgeo_moemae.trainers.MoEMAEPretrainTask`
             (``.ckpt``), the task itself, or a :class:`~torchgeo_moemae.models.MoEMAE` built by
             :func:`~torchgeo_moemae.models.create_mae`.
-        out_dir: output folder (created; existing files of the same names are replaced, only
-            once every new file is complete).
+        out_dir: output folder (created; its other files are kept).
         save_mae: also write the full MAE state dict to ``mae.safetensors``.
+        overwrite: replace an earlier export in ``out_dir`` (only once every new file is
+            complete); without it an earlier export is kept and a ``FileExistsError`` raised.
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
         CheckpointError: for a damaged, empty or non-Lightning checkpoint file (one line).
+        FileExistsError: if ``out_dir`` holds an export and not ``overwrite``.
     """
+    out = check_export_folder(out_dir, overwrite)
     mae, arch = _load_mae(checkpoint)
-    out = Path(out_dir)
     # A fresh timm encoder carries the registered pretrained_cfg/model args that save_for_hf records;
     # copying the weights in keeps the export independent of how the trained encoder was built.
     # The hour rule is recorded in config.json's model_args so that a re-loaded export keeps it.

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .outputs import atomic_path, check_output
+
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
 
@@ -66,6 +68,7 @@ def _probe(
         out_dir=out_dir,
         prenorm=prenorm,
         progress=True,
+        overwrite=True,
     )
 
 
@@ -103,6 +106,7 @@ def run_quickstart(
     pool: str = "cls",
     seed: int = 0,
     prenorm: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the five quickstart steps into ``out_dir``; returns the summary written to ``metrics.json``.
 
@@ -116,7 +120,10 @@ def run_quickstart(
         prenorm: probe the tokens before the encoder's final LayerNorm, as the paper's reference
             code did (after this brief pre-training, post-norm tokens of the random-init encoder
             probe as well as the pre-trained ones on the synthetic data; pre-norm ones do not).
+        overwrite: run into a non-empty ``out_dir`` (replacing the files of an earlier run);
+            without it such a folder is kept and a ``FileExistsError`` raised before any work.
     """
+    out = check_output(Path(out_dir), folder=True, overwrite=overwrite).resolve()
     from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.trainers import BaseTask
@@ -129,7 +136,6 @@ def run_quickstart(
     from .trainers.evaluate import masked_reconstruction_loss
 
     start = time.perf_counter()
-    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
     _step(1, f"synthetic BigEarthNet-L ({num_patches} patches) -> {out / 'data'}")
@@ -151,7 +157,10 @@ def run_quickstart(
     task, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     if not isinstance(task, MoEMAEPretrainTask):
         raise TypeError(f"{config}: model must be MoEMAEPretrainTask, got {type(task).__name__}")
-    init_dir = export_encoder(task, out / "init")  # the probe's random-init baseline
+    # the folder was checked above: what it holds is an earlier run's, replaced
+    init_dir = export_encoder(
+        task, out / "init", overwrite=True
+    )  # the probe's random-init baseline
     trainer.fit(task, datamodule=datamodule)
     checkpoint, last_checkpoint = written_checkpoints(trainer)
     if not checkpoint:
@@ -159,7 +168,7 @@ def run_quickstart(
     train_seconds = time.perf_counter() - start
 
     _step(3, f"export {checkpoint} -> {out / 'encoder'}")
-    encoder_dir = export_encoder(checkpoint, out / "encoder")
+    encoder_dir = export_encoder(checkpoint, out / "encoder", overwrite=True)
 
     norm = "pre-norm" if prenorm else "post-norm"
     _step(4, f"linear probe ({pool} {norm} embedding, train -> test), pre-trained vs. random init")
@@ -186,8 +195,8 @@ def run_quickstart(
         maes["pretrained"], batch["image"], batch["lat"], batch["lon"], batch["time"], mask_ratio
     )
     figure = out / "figures" / "reconstruction_test.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=100)
+    with atomic_path(figure) as partial:
+        fig.savefig(partial, dpi=100, format="png")
 
     summary: dict[str, Any] = {
         "config": str(config),
@@ -207,7 +216,8 @@ def run_quickstart(
             "metrics": str(out / "metrics.json"),
         },
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out / "metrics.json") as partial:
+        partial.write_text(json.dumps(summary, indent=2))
     return summary
 
 

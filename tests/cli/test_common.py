@@ -39,15 +39,15 @@ def test_wrong_size_weights_and_missing_files_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     xxs = export_encoder(create_mae("XXS"), tmp_path / "xxs")
-    out = str(tmp_path / "emb")
-    assert main(["embed", "--model", "S", "--weights", str(xxs), "--out", out]) == 2
+    out = ["--out", str(tmp_path / "emb"), "--root", str(tmp_path)]
+    assert main(["embed", "--model", "S", "--weights", str(xxs), *out]) == 2
     assert "moemae_landsat_xxs (XXS)" in _one_line_error(capsys, "embed")
-    assert main(["embed", "--weights", str(tmp_path / "missing.pth"), "--out", out]) == 2
-    assert "missing.pth" in _one_line_error(capsys, "embed")
-    assert main(["export", str(tmp_path / "no.ckpt"), str(tmp_path / "out")]) == 2
-    assert "Lightning checkpoint not found" in _one_line_error(capsys, "export")
+    assert main(["embed", "--weights", str(tmp_path / "missing.pth"), *out]) == 2
+    assert "missing.pth does not exist" in _one_line_error(capsys, "embed")
+    assert main(["export", str(tmp_path / "no.ckpt"), "--out", str(tmp_path / "out")]) == 2
+    assert "no.ckpt does not exist" in _one_line_error(capsys, "export")
     with pytest.raises(FileNotFoundError):
-        main(["export", str(tmp_path / "no.ckpt"), str(tmp_path / "out"), "--debug"])
+        main(["export", str(tmp_path / "no.ckpt"), "--out", str(tmp_path / "out"), "--debug"])
 
 
 def test_read_only_output_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

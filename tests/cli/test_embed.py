@@ -20,9 +20,8 @@ def test_embed_export_folder_then_probe(tmp_path: Path, capsys: pytest.CaptureFi
     out = tmp_path / "emb"
     common = ["--root", str(root), "--num-workers", "0", "--threads", "1"]
     assert main(["embed", "--weights", str(weights), "--out", str(out), *common]) == 0  # no --model
-    info = json.loads((out / "embed_args.json").read_text())
-    assert info["model_name"] == "moemae_landsat_xxs"
     manifest = json.loads((out / "test_cls" / "manifest.json").read_text())
+    assert manifest["model_name"] == "moemae_landsat_xxs"
     assert manifest["D"] == 108 and manifest["prenorm"] is True
     post = tmp_path / "post"
     args = [

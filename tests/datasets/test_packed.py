@@ -181,7 +181,7 @@ def test_cli_packs_each_split(
     assert PackedDataset(out, "val").settings["split"] == "val"
     # a different pack is refused in one line (exit 2), not overwritten
     assert cli_main([*args, "--split", "train", "--out", str(out), "--patch-size", "32"]) == 2
-    assert "pass overwrite=True to replace it" in capsys.readouterr().err
+    assert "pass --overwrite" in capsys.readouterr().err
     assert PackedDataset(out, "train").image.shape[-2:] == (40, 40)
     cli_main([*args, "--split", "train", "--out", str(out), "--patch-size", "32", "--overwrite"])
     assert PackedDataset(out, "train").image.shape[-2:] == (32, 32)

@@ -1,4 +1,4 @@
-"""``moemae embed-scene``: end to end on a synthetic product, weights, and the random-init warning."""
+"""``moemae embed-scene``: end to end on a synthetic product, weights, and random weights refused."""
 
 from __future__ import annotations
 
@@ -19,20 +19,17 @@ def embed_scene_args(product: Path, out: Path) -> list[str]:
     return ["embed-scene", str(product), "--out", str(out), "--model", "XXS"]
 
 
-def test_embed_scene_random_init_warns(
+def test_embed_scene_refuses_random_weights_unless_asked(
     product: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Without weights (and none cached) it exited 0 with a map of a random encoder."""
     out = tmp_path / "emb.tif"
-    with pytest.warns(UserWarning, match="NO WEIGHTS: 'XXS' is randomly initialised"):
-        code = main(
-            [
-                *embed_scene_args(product, out),
-                "--threads",
-                "1",
-                "--no-progress",
-            ]
-        )
-    assert code == 0
+    argv = [*embed_scene_args(product, out), "--threads", "1", "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--random-init" in err and "no weights" in err
+    assert not out.exists()
+    assert main([*argv, "--random-init"]) == 0
     printed = capsys.readouterr().out
     assert f"{out} (weights: random init)" in printed and str(out.with_suffix(".png")) in printed
     with rasterio.open(out) as src:
@@ -59,4 +56,26 @@ def test_embed_scene_with_weights_matches_api(product: Path, tmp_path: Path) -> 
 
 def test_load_scene_encoder_refuses_other_models() -> None:
     with pytest.raises(ValueError, match="must be a MoE-MAE encoder"):
-        load_scene_encoder("resnet18", None)
+        load_scene_encoder("resnet18", None, random_init=True)
+
+
+def test_embed_scene_interrupted_keeps_previous_outputs(
+    product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the middle of `moemae embed-scene --overwrite`: no partial file, old map kept."""
+    out = tmp_path / "emb.tif"
+    argv = [*embed_scene_args(product, out), "--random-init", "--no-progress"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("torchgeo_moemae.scene.writer.EmbeddingWriter.write_row", interrupted)
+    try:
+        code = main([*argv, "--overwrite"])
+    except KeyboardInterrupt:
+        code = 130
+    assert code != 0
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]

@@ -1,7 +1,9 @@
 """The ``moemae`` command line: one entry point, one module per command.
 
-Each command module in this package exposes ``configure_parser(parser)`` and ``run(args) -> int`` and
-is imported only when its command runs, so ``moemae --help`` stays fast. Every command gets the
+Each command module in this package exposes ``configure_parser(parser)``, ``run(args) -> int`` and
+optionally ``check(args)`` (argument and path checks run before torch is imported), and is imported
+only when its command runs, so ``moemae --help`` stays fast. Command modules import nothing heavy
+at module level. Every command gets the
 shared options of :func:`~torchgeo_moemae.cli.common.add_common_arguments` (``--threads``,
 ``--debug``) and runs through :func:`~torchgeo_moemae.cli.common.run_command` (one-line user errors,
 exit code 2). To add a command: write ``cli/<name>.py`` and register it in :data:`COMMANDS`.
@@ -77,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(command).parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command].module)
-    return run_command(module.run, args)
+    return run_command(module.run, args, getattr(module, "check", None))
 
 
 if __name__ == "__main__":

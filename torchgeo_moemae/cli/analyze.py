@@ -6,8 +6,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..utils import batch_metadata
-from .common import add_common_arguments, add_dataset_arguments, make_datamodule
+from ..outputs import atomic_path, check_output
+from .common import (
+    add_common_arguments,
+    add_dataset_arguments,
+    add_overwrite_argument,
+    check_dataset_root,
+    check_input,
+    check_weights,
+    make_datamodule,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +40,10 @@ def _add_model(p: argparse.ArgumentParser, mae: bool = False) -> None:
         if mae
         else ("encoder weights (export folder, .safetensors, the authors' .pth)")
     )
-    p.add_argument("--weights", help=f"{what}; default: random init")
+    p.add_argument("--weights", help=what)
+    p.add_argument(
+        "--random-init", action="store_true", help="use a randomly initialised model on purpose"
+    )
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -46,6 +57,7 @@ def _analysis(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     """One ``moemae analyze`` subcommand; ``--threads``/``--debug`` work after its name too."""
     parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
     add_common_arguments(parser, nested=True)
+    add_overwrite_argument(parser)
     return parser
 
 
@@ -92,6 +104,46 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="PNG path")
 
 
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    """The files the chosen analysis writes."""
+    if args.out is None:
+        return []
+    if args.analysis == "sparsity":
+        return [args.out.with_suffix(".md"), args.out.with_suffix(".json")]
+    if args.analysis == "experts":
+        return [args.out / name for name in _expert_figures(args.layers)]
+    return [args.out]
+
+
+def _expert_figures(layers: str) -> list[str]:
+    return [
+        f"layer{int(layer):02d}_{kind}.png"
+        for layer in layers.split(",")
+        for kind in ("contribution", "ablation")
+    ]
+
+
+def check(args: argparse.Namespace) -> None:
+    """Inputs and outputs of the chosen analysis, before anything is loaded."""
+    if args.analysis in ("reconstruction", "experts"):
+        check_weights(args.weights, args.random_init)
+        check_dataset_root(args)
+    if args.analysis == "tsne":
+        check_input(args.embeddings, "--embeddings", "folder")
+    if args.analysis == "curves":
+        check_input(args.logs, "--logs")
+    if args.analysis == "experts":
+        try:
+            _expert_figures(args.layers)
+        except ValueError as err:
+            raise ValueError(
+                f"--layers {args.layers!r}: expected comma-separated integers"
+            ) from err
+        check_output(args.out, folder=True, overwrite=True, what="--out")
+    for path in _outputs(args):
+        check_output(path, overwrite=args.overwrite, what="--out")
+
+
 def _batch(args: argparse.Namespace) -> dict[str, Any]:
     from ..probe.embed import split_loader
 
@@ -102,8 +154,8 @@ def _batch(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _save(fig: Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=150, bbox_inches="tight", format="png")
     print(f"wrote {path}")
 
 
@@ -123,9 +175,10 @@ def _run(args: argparse.Namespace) -> int:
         report = sparsity_report(create_encoder(args.model))
         print(report.to_markdown())
         if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.with_suffix(".md").write_text(report.to_markdown() + "\n")
-            report.save_json(args.out.with_suffix(".json"))
+            with atomic_path(args.out.with_suffix(".md")) as partial:
+                partial.write_text(report.to_markdown() + "\n")
+            with atomic_path(args.out.with_suffix(".json")) as partial:
+                report.save_json(partial)
             print(f"wrote {args.out.with_suffix('.md')} and .json")
         return 0
     if args.analysis == "curves":
@@ -150,6 +203,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         _save(fig, args.out)
         return 0
+    from ..utils import batch_metadata
+
     batch = _batch(args)
     meta = batch_metadata(batch)
     if args.analysis == "reconstruction":

@@ -14,6 +14,12 @@ A command module uses it like this::
             ...
         return 0
 
+A command may also define ``check(args)``: it runs before ``run`` and before torch is imported, so
+that a wrong path or an output that cannot be written is reported in well under a second; it
+validates the inputs (:func:`check_input`) and the outputs
+(:func:`~torchgeo_moemae.outputs.check_output`: writable folder, not a folder where a file is
+expected, an existing output kept unless ``--overwrite``).
+
 User mistakes (:data:`USER_ERRORS`: a missing or unreadable file, a read-only output folder, weights
 of the wrong size, a bad argument value, weights that cannot be fetched) print one line
 ``moemae <command>: error: ...`` and exit with code 2; ``--debug`` shows the traceback instead.
@@ -38,7 +44,12 @@ __all__ = [
     "CommandError",
     "add_common_arguments",
     "add_dataset_arguments",
+    "add_overwrite_argument",
+    "check_dataset_root",
+    "check_input",
+    "check_weights",
     "default_threads",
+    "default_workers",
     "make_datamodule",
     "progress",
     "run_command",
@@ -91,6 +102,64 @@ def default_threads() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     usable = usable or 1
     return max(1, min(_physical_cores() or usable, usable, MAX_DEFAULT_THREADS))
+
+
+def default_workers() -> int:
+    """Data-loader worker processes: one per usable core beyond the main process (at most 4).
+
+    More workers than cores only adds contention (and torch's "suggested max number of worker"
+    warning); on one or two cores the main process reads the data itself.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    return 0 if usable <= 2 else min(4, usable - 1)
+
+
+def check_input(path: Path, what: str, kind: str = "any") -> Path:
+    """``path`` exists (``kind``: ``"file"``, ``"folder"`` or ``"any"``), else a one-line error."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    if kind == "file" and not path.is_file():
+        raise IsADirectoryError(f"{what} {path} is a folder, expected a file")
+    if kind == "folder" and not path.is_dir():
+        raise NotADirectoryError(f"{what} {path} is a file, expected a folder")
+    return path
+
+
+#: file name endings that make a ``--weights`` value a path (not a weights entry name)
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+
+
+def check_weights(weights: str | Path | None, random_init: bool) -> None:
+    """``--weights`` names an existing path (if it is one), or ``--random-init`` asks for random
+    weights on purpose: embeddings of a random encoder look like real ones but mean nothing."""
+    if weights is None:
+        if not random_init:
+            raise CommandError(
+                "no --weights: pass --weights (an export folder, .safetensors, the authors' .pth or "
+                "a weights name), or --random-init to use a randomly initialised encoder on purpose"
+            )
+        return
+    if random_init:
+        raise CommandError("--random-init and --weights exclude each other")
+    path = Path(weights)
+    if path.suffix in WEIGHTS_SUFFIXES or len(path.parts) > 1 or path.exists():
+        check_input(path, "--weights")
+
+
+def check_dataset_root(args: argparse.Namespace) -> None:
+    """The ``--root`` of :func:`add_dataset_arguments` exists, unless ``--download`` creates it."""
+    if not args.download:
+        check_input(args.root, "--root", "folder")
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace existing outputs (default: keep them and stop before any work)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (default: keep them and stop before any work)",
+    )
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, nested: bool = False) -> None:
@@ -161,13 +230,20 @@ def progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:
     return tqdm(iterable, **kwargs)
 
 
-def run_command(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Set the torch threads, run the command, report :data:`USER_ERRORS` in one line (exit 2)."""
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
+def run_command(
+    run: Callable[[argparse.Namespace], int | None],
+    args: argparse.Namespace,
+    check: Callable[[argparse.Namespace], None] | None = None,
+) -> int:
+    """Check the arguments (``check``, before torch is imported), set the torch threads, run the
+    command; report :data:`USER_ERRORS` in one line (exit 2)."""
     try:
+        if check is not None:
+            check(args)
+        if args.threads > 0:
+            import torch
+
+            torch.set_num_threads(args.threads)
         return int(run(args) or 0)
     except USER_ERRORS as err:
         if args.debug:

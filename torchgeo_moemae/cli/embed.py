@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from .common import add_dataset_arguments, make_datamodule
+from ..outputs import check_output
+from .common import (
+    CommandError,
+    add_dataset_arguments,
+    add_overwrite_argument,
+    check_dataset_root,
+    check_weights,
+    default_workers,
+    make_datamodule,
+)
+
+#: ``--pool`` names (:data:`torchgeo_moemae.probe.POOLS`, spelled out so that parsing the
+#: arguments does not import torch)
+POOLS = ("cls", "avg", "all")
+DEFAULT_POOL = "cls"
 
 EPILOG = """\
 examples:
@@ -18,20 +31,20 @@ examples:
   # the authors' weights (a file: say which model it fits)
   moemae embed --model S --weights pretrained_S_best.pth --root data/ben --out emb/ben
 
-  # a timm peer (7 input bands, random init unless --weights) on EuroSAT-L
-  moemae embed --model resnet18 --dataset eurosat_ls --root data/eurosat --split train,test --out emb/rn18
+  # a randomly initialised timm peer (7 input bands) on EuroSAT-L, as a baseline
+  moemae embed --model resnet18 --random-init --dataset eurosat_ls --root data/eurosat \
+      --split train,test --out emb/rn18
 
 features: the paper's protocol by default (tokens before the encoder's final LayerNorm); --post-norm
 takes them after it.
-output: OUT/<split>_<pool>/{features.npy (N x D float32, memory-mappable), labels.npy, manifest.json}
+output: OUT/<split>_<pool>/{features.npy (N x D float32, memory-mappable), labels.npy, ids.npy,
+        manifest.json}; existing ones are kept unless --overwrite; an interrupted run leaves none.
 then:   moemae probe --embeddings OUT --pool cls --method sklearn
 """
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed``."""
-    from ..probe.featurizer import DEFAULT_POOL, POOLS
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
         "Embed dataset splits with a frozen encoder (eval mode, deterministic routing, bf16 autocast "
@@ -46,7 +59,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         help="encoder weights: an export folder, .safetensors, the authors' .pth or a weights name "
-        "(MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS); default: random init",
+        "(MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS)",
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="embed with a randomly initialised encoder (a baseline; without --weights)",
     )
     add_dataset_arguments(parser)
     parser.add_argument(
@@ -58,8 +76,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated pools from {','.join(POOLS)} (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    add_overwrite_argument(parser)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, default=4)
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=default_workers(),
+        help="data-loader worker processes (default: from the core count, %(default)s)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast")
     parser.add_argument(
@@ -72,6 +96,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _names(value: str, what: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise CommandError(f"{what} names nothing")
+    return names
+
+
+def check(args: argparse.Namespace) -> None:
+    """Weights, dataset root, pools and every output folder, before anything is loaded."""
+    check_weights(args.weights, args.random_init)
+    check_dataset_root(args)
+    pools = _names(args.pool, "--pool")
+    for pool in pools:
+        if pool not in POOLS:
+            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOLS)}")
+    for split in _names(args.split, "--split"):
+        for pool in pools:
+            check_output(args.out / f"{split}_{pool}", folder=True, overwrite=args.overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed each split and print where the features went."""
     from ..models import create_encoder
@@ -82,12 +126,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
     info = {
         "model_name": cfg.get("architecture", args.model),
-        "weights": str(args.weights) if args.weights else None,
+        "weights": str(args.weights) if args.weights else "random init",
         "dataset_name": args.dataset,
         "root": str(args.root),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for split in [s.strip() for s in args.split.split(",") if s.strip()]:
+    for split in _names(args.split, "--split"):
         out = extract_embeddings(
             encoder,
             datamodule,
@@ -98,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
             amp=args.amp,
             prenorm=args.prenorm,
             manifest=info,
+            overwrite=args.overwrite,
         )
         for pool, emb in out.items():
             print(
                 f"{split:>5} {pool:>3}: {emb.features.shape[0]} x {emb.features.shape[1]} -> {emb.path}"
             )
-    (args.out / "embed_args.json").write_text(json.dumps(info, indent=2) + "\n")
     return 0

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..outputs import check_output
+from .common import CommandError, add_overwrite_argument, check_input, check_weights
+from .embed import DEFAULT_POOL
+
+#: ``--pool`` names (:data:`torchgeo_moemae.scene.POOLS`, spelled out so that parsing the arguments
+#: does not import torch)
+POOLS = ("cls", "avg")
+
 EPILOG = """\
 examples:
   # CLS embeddings every 40 px (1.2 km) of a Landsat 8/9 C2 L2 product, with the authors' weights
@@ -17,14 +25,12 @@ examples:
 
 output: OUT (Cloud-Optimized GeoTIFF, one float32 band per embedding dimension, NaN = fill) and
         OUT with .png (PCA-RGB quicklook); open it with rasterio or torchgeo's RasterDataset.
+        Existing outputs are kept unless --overwrite; an interrupted run leaves none.
 """
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed-scene``."""
-    from ..probe.featurizer import DEFAULT_POOL
-    from ..scene import POOLS
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
         "Embed every 40x40 px window of a Landsat 8/9 Collection 2 Level-2 scene (folder or .tar "
@@ -37,7 +43,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--weights",
         type=Path,
         help="exported folder, .safetensors or the authors' .pth (default: the published weights "
-        "if already cached, else random init with a warning)",
+        "if already in the Hugging Face cache)",
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="embed with a randomly initialised encoder (a demo or baseline; without --weights)",
     )
     parser.add_argument(
         "--model",
@@ -60,13 +71,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-quicklook", dest="quicklook", action="store_false")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    add_overwrite_argument(parser)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Input, weights and outputs, before the model is loaded."""
+    check_input(args.input, "input")
+    if args.weights is not None or args.random_init:
+        check_weights(args.weights, args.random_init)
+    if args.stride < 1:
+        raise CommandError(f"--stride must be positive, got {args.stride}")
+    check_output(args.out, overwrite=args.overwrite, what="--out")
+    if args.quicklook:
+        check_output(args.out.with_suffix(".png"), overwrite=args.overwrite, what="quicklook")
 
 
 def run(args: argparse.Namespace) -> int:
     """Embed the scene and print where the outputs went."""
     from ..scene import embed_scene, load_scene_encoder
 
-    encoder, weights = load_scene_encoder(args.model, args.weights)
+    encoder, weights = load_scene_encoder(args.model, args.weights, args.random_init)
     out = embed_scene(
         args.input,
         args.out,
@@ -78,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         quicklook=args.quicklook,
         progress=args.progress,
+        overwrite=args.overwrite,
     )
     print(f"{out} (weights: {weights})")
     if args.quicklook:

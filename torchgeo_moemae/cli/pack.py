@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CommandError, add_dataset_arguments
+from ..outputs import check_output
+from .common import CommandError, add_dataset_arguments, check_dataset_root
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -19,18 +20,31 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--patch-size", type=int, default=40, help="image size in px")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing packs of other content"
+        "--overwrite",
+        action="store_true",
+        help="replace existing packs of other content (a pack of the same content is reused)",
     )
+
+
+def _splits(args: argparse.Namespace) -> list[str]:
+    splits = [s.strip() for s in args.split.split(",") if s.strip()]
+    if not splits:
+        raise CommandError("--split names no split")
+    return splits
+
+
+def check(args: argparse.Namespace) -> None:
+    """The dataset root and the pack folders, before the dataset is read."""
+    check_dataset_root(args)
+    for split in _splits(args):
+        check_output(args.out / split, folder=True, overwrite=True, what="pack folder")
 
 
 def run(args: argparse.Namespace) -> int:
     """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
     from ..datasets.packed import pack_dataset
 
-    splits = [s.strip() for s in args.split.split(",") if s.strip()]
-    if not splits:
-        raise CommandError("--split names no split")
-    for split in splits:
+    for split in _splits(args):
         path = pack_dataset(
             args.dataset,
             args.out / split,

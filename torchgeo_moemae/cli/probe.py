@@ -7,6 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..outputs import check_output
+from .common import CommandError, add_overwrite_argument, check_input
+from .embed import DEFAULT_POOL, POOLS
+
 EPILOG = """\
 examples:
   # the paper's probe (sklearn LogisticRegression, SAG, C=1, 1000 iterations; one-vs-rest if multi-label)
@@ -16,15 +20,14 @@ examples:
   moemae probe --embeddings emb/ben --pool all --method torch --device cuda --out results/ben_all.json
 
 reads EMBEDDINGS/<split>_<pool>/ written by `moemae embed`; prints a markdown table and writes JSON
-(and a .md table next to it). Metrics: multi-label: micro/macro precision, recall, F1 (threshold 0.5),
+(and a .md table next to it; existing ones are kept unless --overwrite). Train and evaluation
+embeddings that share sample ids are refused (--allow-overlap: probe anyway, with a warning). Metrics: multi-label: micro/macro precision, recall, F1 (threshold 0.5),
 micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 """
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae probe``."""
-    from ..probe.featurizer import DEFAULT_POOL, POOLS
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = "Fit linear probes on frozen embeddings and report the paper's metrics."
     parser.epilog = EPILOG
@@ -51,6 +54,38 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--percent", action="store_true", help="print the table in percent")
     parser.add_argument("--out", type=Path, help="write the results as JSON (and a .md table)")
+    add_overwrite_argument(parser)
+    parser.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="probe even if the train and evaluation embeddings share sample ids (warns)",
+    )
+
+
+def _pools(args: argparse.Namespace) -> list[str]:
+    pools = [p.strip() for p in args.pool.split(",") if p.strip()]
+    if not pools:
+        raise CommandError("--pool names nothing")
+    for pool in pools:
+        if pool not in POOLS:
+            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOLS)}")
+    return pools
+
+
+def check(args: argparse.Namespace) -> None:
+    """The embedding directories exist and the outputs can be written, before any work."""
+    check_input(args.embeddings, "--embeddings", "folder")
+    for pool in _pools(args):
+        for split in dict.fromkeys((args.train_split, args.eval_split)):
+            folder = args.embeddings / f"{split}_{pool}"
+            if not (folder / "manifest.json").is_file():
+                raise FileNotFoundError(
+                    f"{folder} is not an embedding directory (no manifest.json); create it with "
+                    f"`moemae embed --split {split} --pool {pool}`"
+                )
+    if args.out is not None:
+        check_output(args.out, overwrite=args.overwrite, what="--out")
+        check_output(args.out.with_suffix(".md"), overwrite=args.overwrite, what="--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,10 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from ..probe.metrics import format_metrics_table, save_metrics
 
     results: dict[str, dict[str, float]] = {}
-    for pool in [p.strip() for p in args.pool.split(",") if p.strip()]:
+    for pool in _pools(args):
         train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
         evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
-        kwargs: dict[str, Any] = {"C": args.C, "standardize": args.standardize}
+        kwargs: dict[str, Any] = {
+            "C": args.C,
+            "standardize": args.standardize,
+            "allow_overlap": args.allow_overlap,
+        }
         if args.max_iter is not None:
             kwargs["max_iter"] = args.max_iter
         if args.method == "torch":

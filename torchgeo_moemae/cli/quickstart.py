@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..outputs import check_output
 from ..quickstart import DEFAULT_CONFIG
+from .common import add_overwrite_argument, check_input
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -39,9 +41,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="probe tokens after the final LayerNorm (default: before it, the paper's protocol)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    add_overwrite_argument(parser)
     # The quickstart model is tiny: one intra-op thread loses little, while two OpenMP threads on a
     # busy 2-core machine were measured 10x slower (spin-waiting).
     parser.set_defaults(threads=1)
+
+
+def check(args: argparse.Namespace) -> None:
+    """The config exists and the output folder is new, empty or may be overwritten."""
+    check_input(args.config, "--config", "file")
+    check_output(args.out, folder=True, overwrite=args.overwrite, what="--out")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         args.pool,
         args.seed,
         args.prenorm,
+        args.overwrite,
     )
     print("\n" + format_summary(summary))
     return 0

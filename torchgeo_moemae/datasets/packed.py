@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from torch import Tensor
 from torchgeo.datasets import NonGeoDataset
 from tqdm.auto import tqdm
 
+from ..outputs import OVERWRITE_HINT, atomic_path, check_output
 from .base import LandsatBenchDataset
 from .bigearthnet_ls import BigEarthNetLS
 from .eurosat_ls import EuroSATLS
@@ -171,6 +170,10 @@ def pack_dataset(
         FileExistsError: if ``out_dir`` holds a different pack (or other files) and not
             ``overwrite``.
     """
+    out = Path(out_dir)
+    # the folder/file and permission checks (and removal of an interrupted run's leftovers) before
+    # the dataset is read; whether an existing pack is reused, kept or replaced is decided below
+    check_output(out, folder=True, overwrite=True, what="pack folder")
     if isinstance(dataset, str):
         if dataset not in PACKABLE:
             raise ValueError(f"dataset must be one of {sorted(PACKABLE)}, got {dataset!r}")
@@ -181,21 +184,17 @@ def pack_dataset(
         raise ValueError("pack a dataset without transforms: a pack stores the samples as read")
     if len(dataset) == 0:
         raise ValueError(f"{type(dataset).__name__} split {dataset.split!r} has no samples")
-    out = Path(out_dir)
     settings = _settings(dataset)
     if out.exists() and not overwrite:
         old = out / MANIFEST
         if old.is_file() and json.loads(old.read_text()).get("settings") == settings:
             logger.info("%s: already packed with the same source and settings, reused", out)
             return out
-        raise FileExistsError(
-            f"{out}: exists and is not a pack of {settings}; pass overwrite=True to replace it"
-        )
+        raise FileExistsError(f"{out}: exists and is not a pack of {settings}; {OVERWRITE_HINT}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and rename at the end, so a killed run leaves no half pack.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    # Written under a partial name next to the target and renamed at the end, so an interrupted
+    # run leaves no half pack.
+    with atomic_path(out, folder=True) as tmp:
         written = _write_images(dataset, tmp / "image.npy", progress)
         table = written["table"]
         np.save(tmp / "id.npy", np.asarray(dataset.ids, dtype=str))
@@ -226,16 +225,6 @@ def pack_dataset(
             "arrays": arrays,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old")
-            os.replace(out, trash)
-            os.replace(tmp, out)
-            shutil.rmtree(trash)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .embed import Embeddings, extract_embeddings
+from ..outputs import check_output
+from .embed import Embeddings, extract_embeddings, shared_ids
 from .featurizer import DEFAULT_POOL
 from .metrics import compute_metrics, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
@@ -46,13 +48,29 @@ def probe_embeddings(
     evaluation: Embeddings,
     method: Method = "sklearn",
     seed: int = 0,
+    allow_overlap: bool = False,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """Fit on ``train`` embeddings, evaluate on ``evaluation``: the paper's metrics (values in [0, 1])."""
+    """Fit on ``train`` embeddings, evaluate on ``evaluation``: the paper's metrics (values in [0, 1]).
+
+    Samples in both (same id, where the embeddings record ids) would make the metrics measure
+    memorisation: they are refused with a ``ValueError``, or with ``allow_overlap`` reported in a
+    warning.
+    """
     if train.features.shape[1] != evaluation.features.shape[1]:
         raise ValueError(
             f"feature widths differ: train {train.features.shape[1]}, eval {evaluation.features.shape[1]}"
         )
+    shared = shared_ids(train, evaluation)
+    if shared:
+        where = f"{train.path or 'train'} and {evaluation.path or 'evaluation'}"
+        message = (
+            f"{where} share {len(shared)} of {len(evaluation)} sample ids (e.g. {shared[0]}): the "
+            "metrics would measure memorisation, not the embeddings"
+        )
+        if not allow_overlap:
+            raise ValueError(f"{message}; use disjoint splits, or --allow-overlap to probe anyway")
+        warnings.warn(message, UserWarning, stacklevel=2)
     task, c = train.task, max(train.num_classes, evaluation.num_classes)
     proba = fit_predict(
         train.features, train.labels, evaluation.features, task, c, method, seed, **kwargs
@@ -74,6 +92,7 @@ def linear_probe(
     prenorm: bool | None = None,
     progress: bool = False,
     seed: int = 0,
+    overwrite: bool = False,
     **probe_kwargs: Any,
 ) -> dict[str, float]:
     """Linear-probe a frozen encoder on a datamodule (the paper's protocol).
@@ -97,12 +116,17 @@ def linear_probe(
             :class:`~torchgeo_moemae.probe.Featurizer`).
         progress: progress bars.
         seed: probe seed.
+        overwrite: replace the embeddings and metrics of an earlier probe in ``out_dir`` (else
+            they are kept and a ``FileExistsError`` is raised before any work).
         **probe_kwargs: forwarded to :func:`fit_sklearn_probe` or :func:`fit_torch_probe`.
 
     Returns:
         ``{metric: value}``; also ``seconds`` (wall time of the whole probe).
     """
     start = _time.perf_counter()
+    if out_dir is not None:
+        for name in ("metrics.json", "metrics.md"):
+            check_output(Path(out_dir) / name, overwrite=overwrite)
     enc = getattr(encoder, "encoder", encoder)
     emb: dict[str, Embeddings] = {}
     for split in dict.fromkeys((train_split, eval_split)):
@@ -117,6 +141,7 @@ def linear_probe(
             device=device,
             prenorm=prenorm,
             progress=progress,
+            overwrite=overwrite,
         )[pool]
     metrics = probe_embeddings(emb[train_split], emb[eval_split], method, seed, **probe_kwargs)
     metrics["seconds"] = _time.perf_counter() - start

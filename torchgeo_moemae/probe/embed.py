@@ -5,14 +5,16 @@ protocol, tokens before the final LayerNorm; pools ``"cls"``, ``"avg"``, ``"all"
 
 Storage: one directory per (split, pool) holding ``features.npy`` (an ``np.lib.format.open_memmap``
 of shape ``(N, D)`` float32 filled batch by batch, so BigEarthNet-L's 16 GB all-token features never
-sit in memory), ``labels.npy`` and ``manifest.json``. :func:`load_embeddings` memory-maps them back.
+sit in memory), ``labels.npy``, ``ids.npy`` (the sample ids, row by row, where the dataset has them)
+and ``manifest.json`` (which also lists the samples the dataset skipped). The directory is written
+under a partial name and renamed when complete (:func:`~torchgeo_moemae.outputs.atomic_path`), so an
+interrupted extraction leaves nothing behind. :func:`load_embeddings` memory-maps them back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +26,18 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..outputs import atomic_path, check_output
 from ..utils import eval_mode
 from .featurizer import DEFAULT_POOL, POOLS, Featurizer, check_pool
 
 __all__ = [
+    "IDS_FILE",
     "POOLS",
     "Embeddings",
     "embedding_dir",
     "extract_embeddings",
     "load_embeddings",
+    "shared_ids",
     "split_loader",
 ]
 
@@ -45,6 +50,8 @@ class Embeddings:
     labels: np.ndarray
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: the sample id of each row (None where the dataset has no ids)
+    ids: np.ndarray | None = None
 
     @property
     def task(self) -> str:
@@ -60,6 +67,10 @@ class Embeddings:
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
+
+
+#: the sample ids of an embedding directory, row by row
+IDS_FILE = "ids.npy"
 
 
 def embedding_dir(out_dir: str | Path, split: str, pool: str) -> Path:
@@ -80,7 +91,15 @@ def load_embeddings(path: str | Path, mmap: bool = True) -> Embeddings:
         raise ValueError(f"{path} holds an incomplete extraction; run `moemae embed` again")
     features = np.load(path / "features.npy", mmap_mode="r" if mmap else None)
     labels = np.load(path / "labels.npy")
-    return Embeddings(features, labels, manifest, path)
+    ids = np.load(path / IDS_FILE) if (path / IDS_FILE).is_file() else None
+    return Embeddings(features, labels, manifest, path, ids)
+
+
+def shared_ids(first: Embeddings, second: Embeddings) -> list[str]:
+    """The sample ids both hold, sorted (empty when either records no ids)."""
+    if first.ids is None or second.ids is None:
+        return []
+    return sorted(set(first.ids.tolist()) & set(second.ids.tolist()))
 
 
 # --------------------------------------------------------------------------- data plumbing
@@ -144,6 +163,7 @@ def extract_embeddings(
     transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
     progress: bool = True,
     manifest: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Embeddings]:
     """Embed every sample of a split with a frozen encoder, for several pools in one pass.
 
@@ -166,6 +186,9 @@ def extract_embeddings(
         transform: batch normalisation overriding the datamodule's ``aug``.
         progress: show a progress bar.
         manifest: extra fields for ``manifest.json`` (e.g. model name, weights, dataset).
+        overwrite: replace existing ``out_dir/<split>_<pool>/`` directories (only once the new
+            ones are complete); without it they are kept and a ``FileExistsError`` is raised
+            before any work.
 
     Returns:
         ``{pool: Embeddings}``.
@@ -173,6 +196,11 @@ def extract_embeddings(
     pool_list = [p.strip() for p in pools.split(",")] if isinstance(pools, str) else list(pools)
     for p in pool_list:
         check_pool(p)
+    finals = {
+        p: check_output(embedding_dir(out_dir, split, p), folder=True, overwrite=overwrite)
+        for p in pool_list
+        if out_dir is not None
+    }
     dev = (
         torch.device(device)
         if device is not None
@@ -194,83 +222,90 @@ def extract_embeddings(
     stores: dict[str, np.ndarray] = {}
     labels: np.ndarray | None = None
     offset = 0
-    with eval_mode(encoder):
-        try:
-            bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
-            for batch in bar:
-                if aug is not None:
-                    batch = aug(batch)
-                batch = _to_device(batch, dev)
-                with autocast:
-                    feats = featurizer.tokens(batch)
-                b = feats.shape[0]
-                y = batch["label"].cpu().numpy()
-                if labels is None:
-                    labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
-                labels[offset : offset + b] = y
-                for p in pool_list:
-                    z = featurizer.pool(feats, p).float().cpu().numpy()
-                    if p not in stores:
-                        stores[p] = _allocate(out_dir, split, p, n, z.shape[1])
-                    stores[p][offset : offset + b] = z
-                offset += b
-        finally:
-            if param.device != dev:
-                encoder.to(param.device)
-    if offset != n or labels is None:
-        raise RuntimeError(f"the {split} loader yielded {offset} samples, expected {n} (> 0)")
-    dataset = loader.dataset
-    num_classes = (
-        labels.shape[1]
-        if labels.ndim == 2
-        else len(getattr(dataset, "classes", [])) or int(labels.max()) + 1
-    )
-    info = {
-        "model": type(encoder).__name__,
-        "dataset": type(dataset).__name__,
-        "split": split,
-        "N": n,
-        "num_classes": int(num_classes),
-        "task": "multilabel" if labels.ndim == 2 else "multiclass",
-        "dtype": "float32",
-        "prenorm": featurizer.prenorm,
-        "normalised_with": type(aug).__name__ if aug is not None else None,
-        **(manifest or {}),
-    }
-    if hasattr(dataset, "classes"):
-        info["classes"] = list(dataset.classes)
+    with contextlib.ExitStack() as partials:
+        # every directory is written under a partial name and renamed only when all are complete
+        folders = {
+            p: partials.enter_context(atomic_path(f, folder=True)) for p, f in finals.items()
+        }
+        with eval_mode(encoder):
+            try:
+                bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
+                for batch in bar:
+                    if aug is not None:
+                        batch = aug(batch)
+                    batch = _to_device(batch, dev)
+                    with autocast:
+                        feats = featurizer.tokens(batch)
+                    b = feats.shape[0]
+                    y = batch["label"].cpu().numpy()
+                    if labels is None:
+                        labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
+                    labels[offset : offset + b] = y
+                    for p in pool_list:
+                        z = featurizer.pool(feats, p).float().cpu().numpy()
+                        if p not in stores:
+                            stores[p] = _allocate(folders.get(p), n, z.shape[1])
+                        stores[p][offset : offset + b] = z
+                    offset += b
+            finally:
+                if param.device != dev:
+                    encoder.to(param.device)
+        if offset != n or labels is None:
+            raise RuntimeError(f"the {split} loader yielded {offset} samples, expected {n} (> 0)")
+        dataset = loader.dataset
+        num_classes = (
+            labels.shape[1]
+            if labels.ndim == 2
+            else len(getattr(dataset, "classes", [])) or int(labels.max()) + 1
+        )
+        ids = getattr(dataset, "ids", None)
+        ids = np.asarray(ids, dtype=str) if ids is not None and len(ids) == n else None
+        info = {
+            "model": type(encoder).__name__,
+            "dataset": type(dataset).__name__,
+            "split": split,
+            "N": n,
+            "num_classes": int(num_classes),
+            "task": "multilabel" if labels.ndim == 2 else "multiclass",
+            "dtype": "float32",
+            "prenorm": featurizer.prenorm,
+            "normalised_with": type(aug).__name__ if aug is not None else None,
+            "ids": IDS_FILE if ids is not None else None,
+            # the samples the dataset left out (id -> reason), so that the rows can be traced
+            "skipped": dict(getattr(dataset, "skipped", None) or {}),
+            **(manifest or {}),
+        }
+        if hasattr(dataset, "classes"):
+            info["classes"] = list(dataset.classes)
+        manifests = {
+            p: {**info, "pool": p, "D": int(a.shape[1]), "complete": True}
+            for p, a in stores.items()
+        }
+        for p, folder in folders.items():
+            features = stores.pop(p)
+            assert isinstance(features, np.memmap)
+            features.flush()
+            del features  # close the map before its folder is renamed
+            np.save(folder / "labels.npy", labels)
+            if ids is not None:
+                np.save(folder / IDS_FILE, ids)
+            (folder / "manifest.json").write_text(json.dumps(manifests[p], indent=2) + "\n")
     out: dict[str, Embeddings] = {}
-    for p, feats_arr in stores.items():
-        m = {**info, "pool": p, "D": int(feats_arr.shape[1]), "complete": True}
-        path = None
-        if out_dir is not None:
-            path = embedding_dir(out_dir, split, p)
-            assert isinstance(feats_arr, np.memmap)
-            feats_arr.flush()
-            del feats_arr  # close the map before its file is renamed
-            # complete files replace the final names only now: a failed run leaves none of them
-            os.replace(path / _PARTIAL_FEATURES, path / "features.npy")
-            np.save(path / "labels.npy", labels)
-            (path / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
-            feats_arr = np.load(path / "features.npy", mmap_mode="r")
-        out[p] = Embeddings(feats_arr, labels, m, path)
+    for p, m in manifests.items():
+        if p in finals:
+            out[p] = load_embeddings(finals[p])
+        else:
+            out[p] = Embeddings(stores[p], labels, m, None, ids)
     return out
 
 
-#: where the features are written until the extraction completes (then renamed to features.npy)
-_PARTIAL_FEATURES = "features.partial.npy"
-
-
-def _allocate(out_dir: str | Path | None, split: str, pool: str, n: int, d: int) -> np.ndarray:
-    """An ``(n, d)`` float32 array in memory, or a fresh ``.npy`` memory map under ``out_dir``."""
-    if out_dir is None:
+def _allocate(folder: Path | None, n: int, d: int) -> np.ndarray:
+    """An ``(n, d)`` float32 array in memory, or a fresh ``.npy`` memory map in ``folder``."""
+    if folder is None:
         return np.empty((n, d), dtype=np.float32)
-    path = embedding_dir(out_dir, split, pool)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "manifest.json").unlink(missing_ok=True)  # incomplete until rewritten
     gib = n * d * 4 / 2**30
     if gib > 1:
-        tqdm.write(f"writing {n} x {d} float32 ({gib:.1f} GiB) to {path / 'features.npy'}")
+        tqdm.write(f"writing {n} x {d} float32 ({gib:.1f} GiB) to {folder / 'features.npy'}")
     return np.lib.format.open_memmap(
-        path / _PARTIAL_FEATURES, mode="w+", dtype=np.float32, shape=(n, max(d, 1))
+        folder / "features.npy", mode="w+", dtype=np.float32, shape=(n, max(d, 1))
     )

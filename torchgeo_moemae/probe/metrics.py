@@ -33,6 +33,8 @@ from torchmetrics.classification import (
     MultilabelRecall,
 )
 
+from ..outputs import atomic_path
+
 __all__ = [
     "METRIC_LABELS",
     "Task",
@@ -151,15 +153,17 @@ def save_metrics(
     results: Mapping[str, Mapping[str, float]] | None = None,
     percent: bool = False,
 ) -> Path:
-    """Write ``payload`` as indented JSON to ``path`` (parents created) and, given ``results``
+    """Write ``payload`` as indented JSON to ``path`` (parents created; each file written whole or
+    not at all, :func:`~torchgeo_moemae.outputs.atomic_path`) and, given ``results``
     (``{run name: metrics}``), their :func:`format_metrics_table` next to it (``.md``).
 
     The one writer of ``metrics.json``/``metrics.md`` (:func:`~torchgeo_moemae.probe.linear_probe`
     and ``moemae probe``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     if results is not None:
-        path.with_suffix(".md").write_text(format_metrics_table(results, percent) + "\n")
+        with atomic_path(path.with_suffix(".md")) as partial:
+            partial.write_text(format_metrics_table(results, percent) + "\n")
     return path

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
+from ..outputs import check_output
 from ..probe.featurizer import DEFAULT_POOL, Featurizer
 from ..probe.featurizer import POOLS as FEATURIZER_POOLS
 from ..utils import eval_mode
@@ -125,6 +126,7 @@ def embed_scene(
     device: str | torch.device | None = None,
     quicklook: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Embed every window of a scene and write the embedding map as a Cloud-Optimized GeoTIFF.
 
@@ -156,6 +158,8 @@ def embed_scene(
         device: where the encoder runs (default: where its parameters are).
         quicklook: also write the PCA-RGB quicklook ``out_path.with_suffix(".png")``.
         progress: show a progress bar.
+        overwrite: replace an existing ``out_path`` (and quicklook); without it they are kept and
+            a ``FileExistsError`` is raised before any window is read.
 
     Returns:
         ``out_path``.
@@ -169,7 +173,10 @@ def embed_scene(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if not 0.0 <= max_fill_fraction <= 1.0:
         raise ValueError(f"max_fill_fraction must be in [0, 1], got {max_fill_fraction}")
-    out_path = Path(out_path)
+    out_path = check_output(out_path, overwrite=overwrite)
+    if quicklook:
+        check_output(out_path.with_suffix(".png"), overwrite=overwrite)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     size = encoder.img_size[0]
     dim = encoder.num_features

@@ -1,10 +1,11 @@
-"""The encoder for scene embedding: given weights, the cached published weights, or a loud random init."""
+"""The encoder for scene embedding: given weights, the cached published weights, or a random
+initialisation asked for explicitly."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
+from ..errors import PretrainedWeightsError
 from ..models import RANDOM_INIT, MoEMAEEncoder, Provenance, create_encoder, load_weights
 from ..models.checkpoint import HF_HUB_FILENAME, HF_HUB_ID, Checkpoint
 
@@ -12,7 +13,7 @@ __all__ = ["load_scene_encoder"]
 
 
 def load_scene_encoder(
-    model: str | None = None, weights: str | Path | None = None
+    model: str | None = None, weights: str | Path | None = None, random_init: bool = False
 ) -> tuple[MoEMAEEncoder, Provenance]:
     """A MoE-MAE encoder and where its weights came from (``str()`` of it describes them).
 
@@ -20,30 +21,35 @@ def load_scene_encoder(
         model: ``"S"``/``"XS"``/``"XXS"`` or a ``moemae_landsat*`` timm name; None: the
             architecture the weights record (an export folder), else S.
         weights: an exported folder, ``.safetensors`` or the authors' ``.pth``. None: the published
-            S weights if they are already in the Hugging Face cache (never downloaded here), else a
-            random initialisation, with a warning (its embeddings carry no learned meaning).
+            S weights if they are already in the Hugging Face cache (never downloaded here).
+        random_init: without ``weights``, use a random initialisation (its embeddings carry no
+            learned meaning: a baseline or a demo) instead of the published weights.
+
+    Raises:
+        PretrainedWeightsError: without ``weights`` and ``random_init`` when the published weights
+            are not in the cache (or ``model`` has none): an embedding map of a random encoder
+            would look like a real one.
     """
+    if weights is not None and random_init:
+        raise ValueError("weights and random_init exclude each other")
     source: str | Path | None = weights
-    if source is None and (model or "S").upper() in (
-        "S",
-        "MOEMAE_LANDSAT",
-        "MOEMAE_LANDSAT.BEN_LS",
+    if (
+        source is None
+        and not random_init
+        and (model or "S").upper() in ("S", "MOEMAE_LANDSAT", "MOEMAE_LANDSAT.BEN_LS")
     ):
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(HF_HUB_ID, HF_HUB_FILENAME)
         source = cached if isinstance(cached, str) else None
+    if source is None and not random_init:
+        raise PretrainedWeightsError(
+            f"no weights for {model or 'S'!r}: pass --weights (an exported folder, .safetensors or "
+            f"the authors' .pth), fetch the published ones with `hf download {HF_HUB_ID} "
+            f"{HF_HUB_FILENAME}`, or pass --random-init to embed with random weights on purpose"
+        )
     checkpoint: Checkpoint | None = None if source is None else load_weights(source)
     encoder = create_encoder(model, checkpoint)
     if not isinstance(encoder, MoEMAEEncoder):
         raise ValueError(f"model must be a MoE-MAE encoder (S, XS, XXS), got {model!r}")
-    if checkpoint is None:
-        warnings.warn(
-            f"NO WEIGHTS: {model!r} is randomly initialised, so its embeddings carry no learned "
-            f"meaning. Pass --weights (an exported folder or the authors' .pth), or pre-fill the "
-            f"Hugging Face cache with `hf download {HF_HUB_ID} {HF_HUB_FILENAME}`.",
-            UserWarning,
-            stacklevel=2,
-        )
-        return encoder, RANDOM_INIT
-    return encoder, checkpoint.provenance
+    return encoder, RANDOM_INIT if checkpoint is None else checkpoint.provenance

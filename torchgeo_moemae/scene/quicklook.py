@@ -8,9 +8,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .writer import atomic_path
+from ..outputs import atomic_path
 
-__all__ = ["pca_rgb", "save_quicklook"]
+__all__ = ["QUICKLOOK_MIN_SIZE", "pca_rgb", "save_quicklook"]
+
+#: the quicklook's longer side is at least this many pixels (each window a block of pixels)
+QUICKLOOK_MIN_SIZE = 512
 
 
 def pca_rgb(path: str | Path, percentiles: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
@@ -58,11 +61,19 @@ def _valid_rows(src: rasterio.io.DatasetReader, row: int) -> np.ndarray:
     return values[~np.isnan(values).any(axis=1)]
 
 
-def save_quicklook(tif: str | Path, png: str | Path) -> Path:
-    """Write :func:`pca_rgb` of ``tif`` to ``png`` (atomically); returns ``png``."""
+def save_quicklook(tif: str | Path, png: str | Path, min_size: int = QUICKLOOK_MIN_SIZE) -> Path:
+    """Write :func:`pca_rgb` of ``tif`` to ``png`` (atomically); returns ``png``.
+
+    The picture is enlarged by a whole factor (nearest neighbour: each window a square block of
+    pixels) until its longer side reaches ``min_size``, so that a map of a few windows per side is
+    viewable at its natural size.
+    """
     import matplotlib.image
 
+    rgba = pca_rgb(tif)
+    factor = max(1, -(-min_size // max(rgba.shape[:2])))
+    rgba = rgba.repeat(factor, axis=0).repeat(factor, axis=1)
     png = Path(png)
     with atomic_path(png) as tmp:
-        matplotlib.image.imsave(tmp, pca_rgb(tif), format="png")
+        matplotlib.image.imsave(tmp, rgba, format="png")
     return png

@@ -3,10 +3,6 @@ deflate-compressed Cloud-Optimized GeoTIFF and moved into place atomically."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +13,12 @@ from pyproj import CRS
 from rasterio import Affine
 from rasterio.windows import Window
 
-__all__ = ["EmbeddingWriter", "atomic_path"]
+from ..outputs import atomic_path, partial_path
+
+__all__ = ["EmbeddingWriter"]
 
 #: Nodata value of the embedding rasters (windows that are fill).
 NODATA = float("nan")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name in ``path``'s folder, renamed to ``path`` (``os.replace``) when the block
-    succeeds and removed when it fails, so ``path`` never holds a partial file."""
-    tmp = _temp_name(path, ".tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _temp_name(path: Path, suffix: str) -> Path:
-    """A fresh hidden name next to ``path`` (the file is not created: GDAL creates it with the
-    usual permissions)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
 
 
 class EmbeddingWriter:
@@ -83,7 +63,7 @@ class EmbeddingWriter:
     def __enter__(self) -> EmbeddingWriter:
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"output folder {self.path.parent} does not exist")
-        self._tmp = _temp_name(self.path, ".raw.tif")
+        self._tmp = partial_path(self.path)
         try:
             self._dst = rasterio.open(self._tmp, "w", **self.profile)
         except BaseException:

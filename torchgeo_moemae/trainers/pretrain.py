@@ -407,6 +407,8 @@ class MoEMAEPretrainTask(BaseTask):
         log_dir = self.logger.log_dir if self.logger is not None else None
         return Path(log_dir or self.trainer.default_root_dir) / "figures"
 
-    def export_encoder(self, out_dir: str | Path, save_mae: bool = True) -> Path:
+    def export_encoder(
+        self, out_dir: str | Path, save_mae: bool = True, overwrite: bool = False
+    ) -> Path:
         """Write the encoder as a timm/Hugging Face Hub folder; see :func:`torchgeo_moemae.export.export_encoder`."""
-        return export_encoder(self, out_dir, save_mae=save_mae)
+        return export_encoder(self, out_dir, save_mae=save_mae, overwrite=overwrite)
