@@ -142,7 +142,8 @@ def patch_download(monkeypatch: pytest.MonkeyPatch) -> None:
 def real_ben_root(tmp_path: Path) -> Path:
     """The real 200-patch sample arranged in the Landsat-Bench layout (links, no copies).
 
-    Every split CSV lists all 200 ids after the sample's own header row "0".
+    Every split CSV lists all 200 ids after the sample's own header row "0" (``fractions=None``:
+    these tests read one split of the whole sample; none probes it).
     """
     from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 
@@ -150,7 +151,7 @@ def real_ben_root(tmp_path: Path) -> Path:
         pytest.skip(f"real BigEarthNet-L sample not found at {REAL_SAMPLE} (../shared is absent)")
     with open(REAL_SAMPLE / "samples.csv") as f:
         assert f.readline().strip() == "0", "the sample's header row changed"
-    return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real")
+    return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real", fractions=None)
 
 
 @pytest.fixture

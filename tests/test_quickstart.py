@@ -54,7 +54,7 @@ def _held_out(
 ) -> tuple[str, list[dict[str, torch.Tensor]], Any]:
     """The real ../shared sample when present (all 200 patches), else the generated test split."""
     if (REAL_SAMPLE / "samples.csv").is_file():
-        root = arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real")
+        root = arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real", fractions=None)
         dm = BigEarthNetLSDataModule(root=root, batch_size=50, on_error="skip")
         source = "real BigEarthNet-L sample"
     else:

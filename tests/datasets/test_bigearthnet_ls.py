@@ -370,9 +370,16 @@ def test_arrange_flat_sample(ben_root: Path, tmp_path: Path) -> None:
     shutil.copytree(ben_root / "bigearthnet-l", flat)
     ids = [line.split(",")[0] for line in (ben_root / "bigearthnet-val.csv").read_text().split()]
     (flat / "samples.csv").write_text("0\n" + "\n".join(ids) + "\n")
-    root = arrange_bigearthnet_sample(flat, tmp_path / "arranged")
-    ds = BigEarthNetLS(root, split="test")
-    assert ds.ids == ids
+    with pytest.raises(ValueError, match=r"flat BigEarthNet-L sample .*arrange_bigearthnet_sample"):
+        BigEarthNetLS(flat)  # used to be "dataset not found"
+    assert len(ids) == 3
+    root = arrange_bigearthnet_sample(flat, tmp_path / "arranged", fractions=(0.4, 0.3, 0.3))
+    splits = {s: BigEarthNetLS(root, split=s).ids for s in ("train", "val", "test")}
+    # every id in exactly one split (all of them in every split, before: probes scored 1.000)
+    assert sorted(i for split in splits.values() for i in split) == sorted(ids)
+    assert [len(v) for v in splits.values()] == [1, 1, 1]
     assert (root / "bigearthnet-l" / "images").is_symlink()
+    whole = arrange_bigearthnet_sample(flat, tmp_path / "whole", fractions=None)
+    assert BigEarthNetLS(whole, split="test").ids == ids
     with pytest.raises(FileNotFoundError, match="not a BigEarthNet-L sample"):
         arrange_bigearthnet_sample(ben_root, tmp_path / "nope")

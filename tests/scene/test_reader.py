@@ -55,11 +55,15 @@ def test_fill_from_dn_zero_and_qa_pixel(tmp_path: Path, scene_data: ModuleType) 
     np.testing.assert_array_equal(fill, expected)
 
 
-def test_tar_archive_reads_like_folder(product: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", ["", "./"])
+def test_tar_archive_reads_like_folder(product: Path, tmp_path: Path, prefix: str) -> None:
+    """``prefix="./"``: an archive made with ``tar -cf scene.tar -C dir .`` was not found."""
     archive = tmp_path / f"{product.name}.tar"
     with tarfile.open(archive, "w") as tar:
+        if prefix:
+            tar.add(product, arcname=".", recursive=False)
         for path in sorted(product.iterdir()):
-            tar.add(path, arcname=path.name)
+            tar.add(path, arcname=f"{prefix}{path.name}")
     folder, packed = LandsatProduct(product), open_scene(archive)
     assert packed.transform == folder.transform and packed.time == folder.time
     for a, b in zip(folder.read_rows(20, 40), packed.read_rows(20, 40), strict=True):

@@ -169,6 +169,21 @@ class BigEarthNetLS(LandsatBenchDataset):
         """The extracted image and label directories."""
         return [self.image_dir, self.label_dir]
 
+    def _verify(self) -> None:
+        """As the base class; a flat sample (``images/``, ``labels/``, ``samples.csv``) as ``root``
+        is refused with how to arrange it, rather than "dataset not found"."""
+        flat = [os.path.join(self.root, name) for name in ("images", "labels", "samples.csv")]
+        if all(os.path.exists(p) for p in flat) and not os.path.isdir(
+            os.path.join(self.root, self.directory)
+        ):
+            raise ValueError(
+                f"{self.root} holds a flat BigEarthNet-L sample (images/, labels/, samples.csv), "
+                "not the Landsat-Bench layout: arrange it first with "
+                f"torchgeo_moemae.datasets.arrange_bigearthnet_sample({str(self.root)!r}, NEW_ROOT) "
+                "(disjoint train/val/test splits, links instead of copies) and use NEW_ROOT"
+            )
+        super()._verify()
+
     def _list_samples(self) -> tuple[list[str], dict[str, str]]:
         """Split ids with both files, found by two directory listings instead of 2N stats."""
         images = set(os.listdir(self.image_dir))

@@ -1,21 +1,35 @@
-"""Arrange a flat BigEarthNet-L sample (``images/``, ``labels/``, ``samples.csv``) as Landsat-Bench."""
+"""Arrange a flat BigEarthNet-L sample (``images/``, ``labels/``, ``samples.csv``) as Landsat-Bench,
+with disjoint train/val/test splits."""
 
 from __future__ import annotations
 
 import csv
+import random
 from pathlib import Path
 
 from .bigearthnet_ls import BigEarthNetLS
 
+#: default train/val/test fractions of :func:`arrange_bigearthnet_sample`
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
-def arrange_bigearthnet_sample(source: str | Path, root: str | Path) -> Path:
+
+def arrange_bigearthnet_sample(
+    source: str | Path,
+    root: str | Path,
+    fractions: tuple[float, float, float] | None = SPLIT_FRACTIONS,
+    seed: int = 0,
+) -> Path:
     """Link a sample's ``images/`` and ``labels/`` under ``root/bigearthnet-l/`` (no copies) and
-    write every split CSV with all of ``samples.csv``'s rows (its header row "0" included, which
-    :class:`BigEarthNetLS` recognises as a header).
+    write the split CSVs: disjoint train/val/test splits of ``samples.csv``'s ids.
 
     Args:
-        source: directory with ``images/``, ``labels/`` and ``samples.csv``.
+        source: directory with ``images/``, ``labels/`` and ``samples.csv`` (its header row "0",
+            which :class:`BigEarthNetLS` recognises as a header, is kept).
         root: new dataset root for ``BigEarthNetLS(root)``.
+        fractions: train, val and test fractions of the ids (shuffled with ``seed``; the test split
+            gets the rest). None: every split lists every id, for code that reads one split of
+            the whole sample; never probe such splits (train and test are the same samples).
+        seed: seed of the shuffle.
 
     Returns:
         ``root`` as a Path.
@@ -34,8 +48,19 @@ def arrange_bigearthnet_sample(source: str | Path, root: str | Path) -> Path:
         if not link.exists():
             link.symlink_to(source / sub, target_is_directory=True)
     with open(source / "samples.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    for filename in BigEarthNetLS.split_filenames.values():
+        header, *rows = list(csv.reader(f))
+    splits = dict.fromkeys(BigEarthNetLS.split_filenames, rows)
+    if fractions is not None:
+        rows = sorted(rows)
+        random.Random(seed).shuffle(rows)
+        n_train = round(fractions[0] * len(rows))
+        n_val = round(fractions[1] * len(rows))
+        splits = {
+            "train": rows[:n_train],
+            "val": rows[n_train : n_train + n_val],
+            "test": rows[n_train + n_val :],
+        }
+    for split, filename in BigEarthNetLS.split_filenames.items():
         with open(root / filename, "w", newline="") as f:
-            csv.writer(f).writerows(rows)
+            csv.writer(f).writerows([header, *splits[split]])
     return root

@@ -8,6 +8,7 @@ much cheaper than one read per 40x40 window (see ``benchmarks/bench_scene.py``).
 from __future__ import annotations
 
 import math
+import posixpath
 import tarfile
 import warnings
 from pathlib import Path
@@ -121,7 +122,10 @@ class LandsatProduct:
         if source.is_file() and tarfile.is_tarfile(source):
             with tarfile.open(source) as tar:
                 names = [m.name for m in tar.getmembers() if m.isfile()]
-            files = {Path(n).name: f"/vsitar/{source.resolve()}/{n}" for n in names}
+            # GDAL lists members without a leading "./" (`tar -cf x.tar -C dir .` writes one)
+            files = {
+                Path(n).name: f"/vsitar/{source.resolve()}/{posixpath.normpath(n)}" for n in names
+            }
             full = {Path(n).name: n for n in names}
 
             def read_member(name: str) -> str:
