@@ -25,7 +25,7 @@ from timm.models import save_for_hf
 
 from .checkpoints import read_lightning_checkpoint
 from .models import MoEMAE, create_mae, load_checkpoint
-from .models.factory import EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
+from .models.checkpoint import EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
 from .outputs import atomic_output, check_output
 
 __all__ = [
