@@ -13,8 +13,8 @@ from torch import Tensor
 from torchgeo.trainers import BaseTask
 from torchvision.models._api import WeightsEnum
 
-from ..checkpoints import atomic_output
 from ..models import MoEMAEEncoder, create_encoder
+from ..outputs import atomic_output
 from ..probe.metrics import make_metric_collection
 from ..utils import batch_metadata
 
