@@ -56,7 +56,7 @@ def build_authors_mae(moe_mae: ModuleType, size: str) -> nn.Module:
 def silence_authors_gate_noise(model: nn.Module) -> None:
     """Make the authors' gate noise negligible (softplus(-30) ~ 1e-13): deterministic routing.
 
-    Their gate adds noise at inference too (SPEC section 6); their noise ops still run, so their
+    Their gate adds noise at inference too (docs/user_guide/fidelity.rst); their noise ops still run, so their
     cost is unchanged.
     """
     for module in model.modules():

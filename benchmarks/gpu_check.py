@@ -28,7 +28,7 @@ from bench_train import our_step
 
 from torchgeo_moemae.models import create_mae
 
-#: The paper's pre-training run (SPEC section 4).
+#: The paper's pre-training run (Table 3).
 PAPER_PATCHES, PAPER_BATCH, PAPER_EPOCHS = 269_695, 128, 500
 PAPER_STEPS = PAPER_PATCHES // PAPER_BATCH * PAPER_EPOCHS
 

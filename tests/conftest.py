@@ -35,7 +35,7 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def reference(shared_dir: Path) -> dict[str, Any]:
-    """The authors' reference vectors (SPEC section 8) with POSIX ``time`` and the checkpoint path."""
+    """The authors' reference vectors (``../shared/reference/golden_S_40px.npz``) with POSIX ``time`` and the checkpoint path."""
     import numpy as np
 
     golden = dict(np.load(shared_dir / "reference" / "golden_S_40px.npz"))

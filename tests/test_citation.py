@@ -1,7 +1,4 @@
-"""CITATION.cff names the paper (arXiv:2509.10919, 2025, DOI) and the docs page renders it.
-
-Issue #10 item 5: the preferred citation had neither year, arXiv id nor DOI.
-"""
+"""CITATION.cff names the paper (arXiv:2509.10919, 2025, DOI) and the docs page renders it."""
 
 from __future__ import annotations
 

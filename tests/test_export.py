@@ -112,7 +112,7 @@ def test_export_cli(
     assert torch.equal(_outputs(encoder), _outputs(task.model.encoder))
 
 
-# --- verified input, complete output (issue #10 item 4) ----------------------------------------
+# --- verified input, complete output ----------------------------------------
 
 
 def _flip_byte_in_a_tensor(source: Path, target: Path) -> None:

@@ -100,7 +100,7 @@ def test_probe_of_pretrained_encoder_beats_random_init(
 
 
 def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
-    """Issue #10: a re-run into the same folder printed the previous run's last.ckpt (the re-run
+    """A re-run into the same folder printed the previous run's last.ckpt (the re-run
     wrote last-v1.ckpt); the paths now come from what the callbacks wrote."""
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint

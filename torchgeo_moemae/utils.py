@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-__all__ = ["METADATA_KEYS", "batch_metadata", "eval_mode"]
+__all__ = ["METADATA_KEYS", "batch_metadata", "eval_mode", "file_sha256"]
 
 #: Batch keys of the metadata the encoder takes as keywords (degrees, degrees, POSIX seconds UTC).
 METADATA_KEYS: tuple[str, str, str] = ("lat", "lon", "time")
@@ -29,3 +31,12 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.train(was_training)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 16 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()

@@ -27,7 +27,7 @@ def test_curves_csv(tmp_path: Path) -> None:
 
 
 def test_curves_join_the_versions_of_a_resumed_run(tmp_path: Path) -> None:
-    """Issue #10: only the newest version_N was read, and a one-point series was invisible."""
+    """Only the newest version_N was read, and a one-point series was invisible."""
     header = "epoch,step,lr,train_loss_step,val_loss"
     launches = {
         "version_0": [f"0,{s},{1e-4 * s},{1 / (s + 1)}," for s in range(6)],

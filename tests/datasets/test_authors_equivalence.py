@@ -1,4 +1,4 @@
-"""The authors' weights on the real sample, end to end (issue #10 item 1).
+"""The authors' weights on the real sample, end to end (docs/user_guide/fidelity.rst).
 
 This package's :class:`BigEarthNetLS` (default arguments) feeding ``timm.create_model("moemae_landsat",
 pretrained=True, ...)`` must give the tokens of the authors' model fed by the authors' own loader
@@ -166,7 +166,7 @@ def test_default_pipeline_matches_authors_on_zero_padded_names(
 def test_true_utc_hour_is_not_what_the_weights_saw(
     authors_run: tuple[Path, list[str], Tensor],
 ) -> None:
-    # The behaviour before issue #10: the authors' weights fed the true UTC hour (9-11).
+    # The old behaviour: the authors' weights fed the true UTC hour (9-11).
     root, ids, theirs = authors_run
     padded = _zero_padded(ids)
     rows = ~padded | (torch.arange(len(ids)) < 40)  # the 25 T9 names and some zero-padded ones

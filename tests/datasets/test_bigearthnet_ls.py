@@ -265,7 +265,7 @@ def _fill_rows(path: Path, rows: int) -> None:
 
 
 def test_all_fill_loads_by_default(ben_root: Path, ben_data: ModuleType) -> None:
-    # Issue #10: an all-fill patch used to raise "entirely fill" mid-epoch unless allow_all_fill.
+    # An all-fill patch used to raise "entirely fill" mid-epoch unless allow_all_fill.
     _all_fill(_image(ben_root, ben_data.patch_id("train", 0)))
     ds = BigEarthNetLS(ben_root)
     assert len(ds) == 3 and ds.skipped == {}
@@ -329,7 +329,7 @@ def test_empty_split_csv_names_the_csv(ben_root: Path, content: str) -> None:
     ],
 )
 def test_authors_filename_time(patch_id: str, expected: datetime) -> None:
-    # The authors' parse: the date and the first digit of the hour (SPEC 6), T9xxxx keeps 9.
+    # The authors' parse: the date and the first digit of the hour (docs/user_guide/fidelity.rst), T9xxxx keeps 9.
     assert authors_filename_time(patch_id) == expected.timestamp()
 
 

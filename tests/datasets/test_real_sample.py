@@ -36,7 +36,7 @@ def test_missing_label_json_raises(real_ben_root: Path) -> None:
 def test_all_labelled_patches_load_with_default_arguments(
     real_labelled_root: Path, split: str
 ) -> None:
-    # Issue #10: the all-fill patch used to raise mid-epoch unless allow_all_fill=True.
+    # The all-fill patch used to raise mid-epoch unless allow_all_fill=True.
     ds = BigEarthNetLS(real_labelled_root, split=split)
     assert len(ds) == 199 and ds.skipped == {}
     assert REAL_ALL_FILL_ID in ds.ids and REAL_MISSING_ID not in ds.ids

@@ -16,7 +16,7 @@ from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
 
 ATOL = 1e-4
 #: The reference vectors fed the authors' model the hours 9-11 as given, so the true-UTC rule
-#: reproduces them (the authors' weights otherwise default to their own hour rule, item 1 of #10).
+#: reproduces them (the authors' weights otherwise default to their own hour rule, docs/user_guide/fidelity.rst).
 AS_GIVEN = dict(hour_encoding="utc")
 
 
@@ -104,7 +104,7 @@ def test_unshared_expert_weights_are_rejected(reference: dict) -> None:
 
 
 def test_authors_weights_default_to_their_hour_rule(reference: dict, tmp_path: Path) -> None:
-    """Issue #10: the authors' weights were trained with the first digit of the hour; every way
+    """The authors' weights were trained with the first digit of the hour; every way
     of loading them says so, models built here keep the true UTC hour, and an export records it."""
     from torchgeo_moemae.export import export_encoder
     from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model

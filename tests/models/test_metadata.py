@@ -43,7 +43,7 @@ def test_encoding_values_and_missing() -> None:
 
 
 def test_authors_hour_encoding_keeps_the_first_digit() -> None:
-    # The authors' loader parsed "T093351" with strptime("%Y%m%dT%H") on "T0" (SPEC 6).
+    # The authors' loader parsed "T093351" with strptime("%Y%m%dT%H") on "T0" (docs/user_guide/fidelity.rst).
     base = dt.datetime(2017, 6, 13, tzinfo=dt.UTC).timestamp()
     time = torch.tensor([base + h * 3600 + 1800 for h in range(24)], dtype=torch.float64)
     nan = torch.full((24,), float("nan"))

@@ -11,7 +11,7 @@ import torch
 import torchgeo_moemae  # noqa: F401
 from torchgeo_moemae.models import create_mae
 
-# Parameter counts of the authors' sizes (SPEC section 2 and the issue's acceptance list).
+# Parameter counts of the authors' sizes (as the authors' code counts them).
 SIZES = {
     "moemae_landsat": ("S", 2_366_798, 2_537_562),
     "moemae_landsat_xs": ("XS", 1_209_996, 1_379_032),

@@ -80,7 +80,7 @@ def test_timm_peer(root: Path) -> None:
 def test_failed_extraction_leaves_no_file_under_the_final_name(
     root: Path, encoder: torch.nn.Module, tmp_path: Path
 ) -> None:
-    """An interrupted `moemae embed` left a partial features.npy, under the final name or another."""
+    """An interrupted `moemae embed` leaves no partial features.npy, under the final name or another."""
     dataset = BigEarthNetLSDataModule(root=root).dataset_class(split="test", root=root)
 
     def batches() -> Any:

@@ -78,7 +78,7 @@ def test_timm_peers() -> None:
 @torch.no_grad()
 def test_prenorm_matches_the_authors_reference(reference: dict[str, Any]) -> None:
     """The default features are the authors' ``encoder_tokens_prenorm`` (the paper's protocol)."""
-    # the reference vectors were computed from the true UTC hours (SPEC "Reference vectors")
+    # the reference vectors were computed from the true UTC hours
     encoder = create_encoder("S", reference["checkpoint"], hour_encoding="utc").eval()
     batch = {
         "image": torch.from_numpy(reference["images"]),

@@ -64,7 +64,7 @@ def _header_command(config: Path, verb: str) -> list[str]:
 def test_config_header_test_command_works(
     dataset: str, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue #10: the headers said ``--ckpt_path best``, which Lightning refuses in a new process
+    """The headers said ``--ckpt_path best``, which Lightning refuses in a new process
     ("ModelCheckpoint is not configured to save the best model"); their command now works."""
     import importlib.util
 

@@ -455,7 +455,7 @@ def test_config_last_ckpt_is_current(
     make_loader: Loader,
     make_trainer: Callable[..., Trainer],
 ) -> None:
-    """Issue #10: with only an every-N-steps ``save_last`` (N = 4 here, 1000 in the config),
+    """With only an every-N-steps ``save_last`` (N = 4 here, 1000 in the config),
     last.ckpt stayed at step 8 of a 10-step run (upstream: step 120 of 129)."""
     task = MoEMAEPretrainTask(model="XXS", warmup_fraction=0.0, log_figures=False)
     callbacks = _config_checkpoints(config, tmp_path / "ckpt", every_n_train_steps=4)

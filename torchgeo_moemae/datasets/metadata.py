@@ -63,7 +63,7 @@ def parse_acquisition_date(value: object, path: str | Path) -> float:
     """``"YYYY-MM-DD HH:MM:SS"`` (UTC; ISO 8601 with an offset is converted) -> POSIX seconds.
 
     The hour comes from the full timestamp, never from the file name: the reference loader took
-    the first digit of the file name's hour, turning 9/10/11 into 0/1/9 (SPEC 6).
+    the first digit of the file name's hour, turning 9/10/11 into 0/1/9 (docs/user_guide/fidelity.rst).
 
     Raises:
         InvalidSampleError: naming ``path`` if the value is missing or unparseable.

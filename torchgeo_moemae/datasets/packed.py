@@ -21,7 +21,6 @@ TIFF samples stay identical bit for bit; the manifest says which and why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,7 +34,9 @@ from torch import Tensor
 from torchgeo.datasets import NonGeoDataset
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..outputs import OVERWRITE_HINT, atomic_path, check_output
+from ..utils import file_sha256
 from .base import LandsatBenchDataset
 from .bigearthnet_ls import BigEarthNetLS
 from .eurosat_ls import EuroSATLS
@@ -72,15 +73,6 @@ def _settings(dataset: LandsatBenchDataset) -> dict[str, Any]:
         if hasattr(dataset, key):
             settings[key] = getattr(dataset, key)
     return settings
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 16 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _integral(image: Tensor) -> bool:
@@ -209,11 +201,8 @@ def pack_dataset(
                 "shape": list(array.shape),
                 "dtype": array.dtype.str,
                 "bytes": path.stat().st_size,
-                "sha256": _sha256(path),
+                "sha256": file_sha256(path),
             }
-        # imported here: the package's __init__ may still be importing this module
-        from .. import __version__
-
         manifest = {
             "format": "torchgeo-moemae-pack",
             "format_version": FORMAT_VERSION,
@@ -291,7 +280,7 @@ class PackedDataset(NonGeoDataset):
                 f"{path}: shape {found[0]} dtype {found[1]}, the manifest expects "
                 f"{entry['shape']} {entry['dtype']} with {count} rows"
             )
-        if verify and _sha256(path) != entry["sha256"]:
+        if verify and file_sha256(path) != entry["sha256"]:
             raise PackError(f"{path}: SHA-256 differs from the manifest's (corrupt file)")
         # A plain ndarray view of the map: np.memmap's Python-level __getitem__ costs more than
         # the copy itself for a batch-sized gather.

@@ -14,7 +14,6 @@ A weights entry is read from its ``url``, as TorchGeo's builders do: a Hugging F
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zipfile
@@ -29,6 +28,7 @@ from torchvision.models import _api as torchvision_api
 from torchvision.models._api import WeightsEnum
 
 from ..errors import CheckpointError, PretrainedWeightsError
+from ..utils import file_sha256
 from .convert import is_upstream_state_dict, unwrap_checkpoint
 from .metadata import HourEncoding, check_hour_encoding
 
@@ -140,14 +140,6 @@ def hub_hint() -> str:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify_zip(path: Path) -> None:
     """Check every record's CRC-32 of a torch zip checkpoint (``torch.load`` never does)."""
     try:
@@ -243,7 +235,7 @@ def _from_path(path: Path) -> Checkpoint:
         state_dict=state_dict,
         architecture=recorded.get("architecture"),
         hour_encoding=recorded.get("hour_encoding") or state_dict_hour_encoding(state_dict),
-        provenance=Provenance(str(file), _sha256(file)),
+        provenance=Provenance(str(file), file_sha256(file)),
     )
 
 
@@ -254,7 +246,7 @@ def _from_entry(weights: WeightsEnum) -> Checkpoint:
         if hub:
             file = Path(hf_hub_download(hub["repo"], hub["file"], revision=hub["rev"]))
             state_dict = read_checkpoint(file)
-            provenance = Provenance(str(file), _sha256(file), str(weights))
+            provenance = Provenance(str(file), file_sha256(file), str(weights))
         else:  # a mirror, or a local file (TorchGeo's tests monkeypatch the url so)
             state_dict = torchvision_api.load_state_dict_from_url(
                 url, map_location="cpu", weights_only=True

@@ -10,7 +10,7 @@ Conventions (shared by the datasets, the model and the docs):
 * Latitudes outside [-90, 90], longitudes outside [-180, 180] and infinite values are refused
   (checked in eager mode; FX tracing and ``torch.compile`` skip the checks).
 * ``hour_encoding``: ``"utc"`` encodes the true UTC hour; ``"authors"`` the hour the authors'
-  published weights were trained with (the first digit of the zero-padded hour, SPEC 6).
+  published weights were trained with (the first digit of the zero-padded hour; docs/user_guide/fidelity.rst).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def expert_utilisation(routing: MoEAux) -> Tensor:
 
 
 class MoEMAEPretrainTask(BaseTask):
-    """Pre-train MoE-MAE: ``L = L_mask + alpha * L_vis + beta * L_moe`` (SPEC sections 3-4).
+    """Pre-train MoE-MAE: ``L = L_mask + alpha * L_vis + beta * L_moe`` (the paper, Table 3).
 
     AdamW without weight decay on norms, biases, position embeddings and learned tokens; linear
     warm-up over ``warmup_fraction`` of all optimiser steps, then cosine decay to ``min_lr``, both

@@ -49,7 +49,7 @@ def warmup_cosine_scheduler(
     warmup_fraction: float = 0.05,
     min_lr: float = 0.0,
 ) -> LambdaLR:
-    """Paper schedule (SPEC section 4): warm-up over ``warmup_fraction`` of the steps, cosine to ``min_lr``.
+    """Paper schedule (Table 3): warm-up over ``warmup_fraction`` of the steps, cosine to ``min_lr``.
 
     ``min_lr`` is absolute and taken relative to the first parameter group's learning rate.
     """
