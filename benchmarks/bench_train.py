@@ -42,6 +42,7 @@ from _common import (
 )
 
 from torchgeo_moemae.models import MoEMAE, create_mae, load_checkpoint
+from torchgeo_moemae.trainers.clipping import clip_grad_norm_
 
 ALPHA, BETA = 0.1, 0.5
 
@@ -64,7 +65,7 @@ def our_step(
             loss = out.loss(ALPHA, BETA)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(mae.parameters(), 1.0)
+        clip_grad_norm_(mae.parameters(), 1.0)
         optimizer.step()
 
     return step

@@ -47,3 +47,16 @@ def test_permuted_weights_reproduce_tiled_groups() -> None:
     )
     x = torch.randn(2, 9, c)
     torch.testing.assert_close(attn(x), _tiled_gqa(x, w, heads, groups), atol=1e-4, rtol=1e-4)
+
+
+def test_state_dicts_with_separate_qkv_projections_still_load() -> None:
+    """Exports and checkpoints written before q/k/v were one Linear are fused on load."""
+    source = GroupedQueryAttention(36, 6, 3)
+    q, k, v = (part.clone() for part in source.qkv.weight.detach().split([36, 18, 18]))
+    qb, kb, vb = (part.clone() for part in source.qkv.bias.detach().split([36, 18, 18]))
+    old = {"q.weight": q, "q.bias": qb, "k.weight": k, "k.bias": kb, "v.weight": v, "v.bias": vb}
+    old |= {f"proj.{n}": p.detach().clone() for n, p in source.proj.named_parameters()}
+    target = GroupedQueryAttention(36, 6, 3)
+    target.load_state_dict(old)  # strict: no missing or unexpected keys
+    x = torch.randn(2, 9, 36)
+    torch.testing.assert_close(target(x), source(x), rtol=0, atol=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from torchgeo_moemae.models import MoEMAE, MoEMAEEncoder, NoisyTopKGate, SwiGLUMoE, create_mae
-from torchgeo_moemae.models.moe import cv_squared
+from torchgeo_moemae.models.moe import balancing_loss, cv_squared
 
 
 def _grads(
@@ -97,9 +97,22 @@ def test_load_uses_kth_of_other_experts() -> None:
 
 
 def test_cv_squared() -> None:
-    x = torch.tensor([1.0, 2.0, 3.0])
-    torch.testing.assert_close(cv_squared(x), x.var() / x.mean() ** 2)
-    assert cv_squared(torch.tensor([4.0])) == 0
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 4.0, 5.0]])
+    expected = torch.stack([row.var() / row.mean() ** 2 for row in x])
+    torch.testing.assert_close(cv_squared(x), expected)
+    torch.testing.assert_close(cv_squared(x[0]), expected[0])
+
+
+def test_balancing_loss_batches_layers_of_any_expert_count() -> None:
+    """One CV per group of layers, the same sum as layer by layer."""
+    routing = []
+    for experts in (3, 4, 3, 5):
+        gate = NoisyTopKGate(dim=6, num_experts=experts, top_k=2).train()
+        routing.append(gate(torch.randn(20, 6)))
+    per_layer = [0.01 * cv_squared(aux.importance) + 0.01 * cv_squared(aux.load) for aux in routing]
+    torch.testing.assert_close(balancing_loss(routing), torch.stack(per_layer).sum())
+    for aux, expected in zip(routing, per_layer, strict=True):
+        torch.testing.assert_close(aux.loss, expected)
 
 
 def test_compiles_without_graph_breaks() -> None:
@@ -127,13 +140,12 @@ def test_compiles_without_graph_breaks() -> None:
 
 
 def test_cv_squared_traces_with_fx() -> None:
-    """No Python branch on the element count: FX traces it and the graph keeps the 1-element rule."""
+    """No Python branch on the element count: FX traces it."""
 
     class CV(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return cv_squared(x)
 
     graph = torch.fx.symbolic_trace(CV())
-    x = torch.tensor([1.0, 2.0, 3.0])
-    torch.testing.assert_close(graph(x), x.var() / x.mean() ** 2)
-    assert graph(torch.tensor([4.0])) == 0
+    x = torch.tensor([[1.0, 2.0, 3.0], [2.0, 2.0, 7.0]])
+    torch.testing.assert_close(graph(x), cv_squared(x))

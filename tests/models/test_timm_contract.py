@@ -224,5 +224,5 @@ def test_pretrained_adapts_first_conv(name: str, in_chans: int, tmp_path: object
     weight = source.patch_embed.proj.weight
     expected = weight.sum(1, keepdim=True) if in_chans == 1 else weight[:, :3] * 7 / 3
     torch.testing.assert_close(model.patch_embed.proj.weight, expected)
-    torch.testing.assert_close(model.blocks[0].attn.q.weight, source.blocks[0].attn.q.weight)
+    torch.testing.assert_close(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert model(torch.randn(2, in_chans, 40, 40)).shape == (2, model.num_features)

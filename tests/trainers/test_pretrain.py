@@ -79,7 +79,7 @@ def test_optimizer_groups_and_schedule(
     assert expected_free <= no_decay
     assert all(n in no_decay for n in names if n.endswith("bias") or ".norm" in n)
     assert "encoder.blocks.0.moe.w_bias" in no_decay  # 2-D per-expert biases too
-    assert decay_of[id(names["encoder.blocks.0.attn.q.weight"])] == 0.05
+    assert decay_of[id(names["encoder.blocks.0.attn.qkv.weight"])] == 0.05
     assert decay_of[id(names["encoder.blocks.0.moe.w"])] == 0.05
     scheduler = trainer.lr_scheduler_configs[0]
     assert scheduler.interval == "step"

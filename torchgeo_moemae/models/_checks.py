@@ -7,13 +7,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+from torch import Tensor
 
 try:  # recent torch: is_fx_tracing (older name) logs a warning at its first call
     from torch.fx._symbolic_trace import is_fx_symbolic_tracing as _is_fx_tracing
 except ImportError:  # pragma: no cover
     from torch.fx._symbolic_trace import is_fx_tracing as _is_fx_tracing
 
-__all__ = ["eager_checks_enabled", "skip_value_checks", "value_checks_enabled"]
+__all__ = ["cast", "eager_checks_enabled", "skip_value_checks", "value_checks_enabled"]
 
 _VALUE_CHECKS: ContextVar[bool] = ContextVar("moemae_value_checks", default=True)
 
@@ -47,3 +48,15 @@ def skip_value_checks() -> Iterator[None]:
         yield
     finally:
         _VALUE_CHECKS.reset(token)
+
+
+def cast(tensor: Tensor, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
+    """``tensor.to(device, dtype)``, skipped where ``tensor`` already has them.
+
+    A no-op ``.to`` still costs a dispatcher call per eager step; FX always records the conversion
+    (a traced tensor's dtype is unknown), ``torch.compile`` removes it when it is a no-op.
+    """
+    device = tensor.device if device is None else device
+    if _is_fx_tracing() or tensor.dtype != dtype or tensor.device != device:
+        return tensor.to(device=device, dtype=dtype)
+    return tensor

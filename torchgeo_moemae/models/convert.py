@@ -88,11 +88,10 @@ def _convert_block(
         for param in ("weight", "bias"):
             out[f"{dst}.{norm}.{param}"] = state_dict[f"{src}.{norm}.{param}"]
     perm = _head_permutation(attn.num_heads, attn.num_kv_groups)
-    out[f"{dst}.attn.q.weight"] = _permute_heads(state_dict[f"{src}.attn.q_proj.weight"], perm, 0)
-    out[f"{dst}.attn.q.bias"] = _permute_heads(state_dict[f"{src}.attn.q_proj.bias"], perm, 0)
-    for name in ("k", "v"):
-        for param in ("weight", "bias"):
-            out[f"{dst}.attn.{name}.{param}"] = state_dict[f"{src}.attn.{name}_proj.{param}"]
+    for param in ("weight", "bias"):
+        q = _permute_heads(state_dict[f"{src}.attn.q_proj.{param}"], perm, 0)
+        k, v = (state_dict[f"{src}.attn.{name}_proj.{param}"] for name in ("k", "v"))
+        out[f"{dst}.attn.qkv.{param}"] = torch.cat([q, k, v])
     out[f"{dst}.attn.proj.weight"] = _permute_heads(
         state_dict[f"{src}.attn.out_proj.weight"], perm, 1
     )

@@ -11,10 +11,10 @@ from timm.models import checkpoint
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
-from ._checks import eager_checks_enabled, value_checks_enabled
+from ._checks import cast, eager_checks_enabled, value_checks_enabled
 from .block import MoEBlock
 from .metadata import METADATA_FIELDS, HourEncoding, check_hour_encoding, encode_metadata
-from .moe import MoEAux
+from .moe import MoEAux, balancing_loss
 
 __all__ = ["EncoderOutput", "MoEMAEEncoder", "expert_schedule", "hidden_schedule"]
 
@@ -289,7 +289,9 @@ class MoEMAEEncoder(nn.Module):
             hour_encoding=self.hour_encoding,
         )
         meta_tokens = torch.einsum("bmk,mck->bmc", meta, self.meta_weight) + self.meta_bias
-        prefix = torch.cat([meta_tokens.to(patches.dtype), self.cls_token.expand(b, -1, -1)], dim=1)
+        prefix = torch.cat(
+            [cast(meta_tokens, patches.dtype), self.cls_token.expand(b, -1, -1)], dim=1
+        )
         return prefix + self.pos_embed[:, : self.num_prefix_tokens], patches
 
     def _run_block(self, block: nn.Module, tokens: Tensor) -> tuple[Tensor, MoEAux]:
@@ -305,8 +307,7 @@ class MoEMAEEncoder(nn.Module):
         for block in self.blocks:
             tokens, aux = self._run_block(block, tokens)
             routing.append(aux)
-        moe_loss = torch.stack([aux.loss for aux in routing]).sum()
-        return EncoderOutput(self.norm(tokens), moe_loss, routing)
+        return EncoderOutput(self.norm(tokens), balancing_loss(routing), routing)
 
     def forward_encoder(
         self,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
+from ._checks import cast
 from .block import MoEBlock
 from .encoder import MoEMAEEncoder, _init_weights
 from .moe import MoEAux
@@ -48,12 +49,11 @@ def random_masking(
     noise_device = generator.device if generator is not None else device
     noise = torch.rand(batch_size, num_patches, device=noise_device, generator=generator)
     if device is not None:
-        noise = noise.to(device)
+        noise = cast(noise, noise.dtype, device)
     ids_shuffle = noise.argsort(dim=1)
     ids_restore = ids_shuffle.argsort(dim=1)
-    mask = torch.ones(batch_size, num_patches, device=device)
-    mask[:, :keep] = 0
-    return ids_shuffle[:, :keep], ids_restore, torch.gather(mask, 1, ids_restore)
+    mask = (ids_restore >= keep).float()  # the patches after the first `keep` of the shuffle
+    return ids_shuffle[:, :keep], ids_restore, mask
 
 
 @dataclass
@@ -159,7 +159,7 @@ class MoEMAE(nn.Module):
         x = self.decoder_embed(tokens)
         prefix_len = self.encoder.num_prefix_tokens
         b, n, d = x.shape
-        fill = self.mask_token.to(x.dtype).expand(b, self.num_patches - (n - prefix_len), d)
+        fill = cast(self.mask_token, x.dtype).expand(b, self.num_patches - (n - prefix_len), d)
         patches = torch.cat([x[:, prefix_len:], fill], dim=1)
         patches = torch.gather(patches, 1, ids_restore.unsqueeze(-1).expand(-1, -1, d))
         x = torch.cat([x[:, :prefix_len], patches + self.decoder_pos_embed], dim=1)
@@ -201,7 +201,7 @@ class MoEMAE(nn.Module):
         enc = self.encoder.forward_encoder(x, lat=lat, lon=lon, time=time, ids_keep=ids_keep)
         pred = self.forward_decoder(enc.tokens, ids_restore)
         target = patchify(x, self.patch_size)
-        err = (pred.float() - target.float()).pow(2).sum(-1)  # (B, L)
+        err = (cast(pred, torch.float32) - cast(target, torch.float32)).pow(2).sum(-1)  # (B, L)
         loss_masked = (err * mask).sum() / mask.sum().clamp_min(1)
         loss_visible = (err * (1 - mask)).sum() / (1 - mask).sum().clamp_min(1)
         return MAEOutput(pred, target, mask, loss_masked, loss_visible, enc.moe_loss, enc.routing)

@@ -21,7 +21,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from ._checks import eager_checks_enabled, value_checks_enabled
+from ._checks import cast, eager_checks_enabled, value_checks_enabled
 
 __all__ = ["METADATA_FIELDS", "HourEncoding", "encode_metadata", "iso_week_and_utc_hour"]
 
@@ -44,44 +44,42 @@ def check_hour_encoding(hour_encoding: str) -> HourEncoding:
     return hour_encoding  # type: ignore[return-value]
 
 
-def _days_from_civil_jan1(year: Tensor) -> Tensor:
-    """Days since 1970-01-01 of January 1st of ``year`` (proleptic Gregorian, int64)."""
-    # H. Hinnant's days_from_civil for month=1, day=1 (January counts in the previous era-year).
-    y = year - 1
-    era = torch.div(y, 400, rounding_mode="floor")
-    yoe = y - era * 400
-    doy = 306  # (153 * (1 + 9) + 2) // 5 + 1 - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146_097 + doe - 719_468
+def _day_of_year(days: Tensor) -> Tensor:
+    """0-based day of the (proleptic Gregorian) year of a day count since 1970-01-01.
 
-
-def _year_from_days(days: Tensor) -> Tensor:
-    """Civil year of a day count since 1970-01-01 (H. Hinnant's civil_from_days, int64)."""
-    z = days + 719_468
-    era = torch.div(z, 146_097, rounding_mode="floor")
-    doe = z - era * 146_097
+    H. Hinnant's civil_from_days: ``doe`` counts days in the 400-year era that starts on
+    0000-03-01, ``yoe`` years in that era, each year starting on March 1st. January 1st is day
+    306 of the March year before it: of ``yoe`` for January and February, of ``yoe - 1`` (which
+    ends with the civil year's February, 28 or 29 days) for March to December.
+    """
+    doe = (days + 719_468) % 146_097
     yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    return yoe + era * 400 + (mp >= 10).long()  # months Jan/Feb belong to the next year
+    march_year = yoe - 1 + (doe - (365 * yoe + yoe // 4 - yoe // 100) >= 306)
+    # days from the era's start to March 1st of march_year (// 400 counts year 0 of the era,
+    # a leap year, for march_year = -1)
+    start = 365 * march_year + march_year // 4 - march_year // 100 + march_year // 400
+    return doe - start - 306
 
 
 def iso_week_and_utc_hour(time: Tensor) -> tuple[Tensor, Tensor]:
     """ISO-8601 week number (1..53) and UTC hour (0..23) of POSIX timestamps.
 
+    The calendar arithmetic runs once per batch in float64, whose whole numbers are exact far
+    beyond any timestamp: no integer conversions, and a NaN (missing) time gives NaN.
+
     Args:
-        time: POSIX seconds (UTC), shape ``(B,)``; must be finite.
+        time: POSIX seconds (UTC), shape ``(B,)``, float64 or an integer type.
 
     Returns:
-        ``(week, hour)``, both int64 of shape ``(B,)``.
+        ``(week, hour)``, float64 whole numbers of shape ``(B,)``, NaN where ``time`` is NaN.
     """
-    t = time.double()
-    days = torch.floor(t / _SECONDS_PER_DAY).long()
-    hour = torch.floor((t - days.double() * _SECONDS_PER_DAY) / 3600).long().clamp(0, 23)
-    weekday = (days + 3) % 7  # Monday = 0; 1970-01-01 was a Thursday
-    thursday = days - weekday + 3  # the ISO year is the year of the week's Thursday
-    week = (thursday - _days_from_civil_jan1(_year_from_days(thursday))) // 7 + 1
-    return week, hour
+    t = cast(time, torch.float64)
+    days = t // _SECONDS_PER_DAY
+    hour = ((t - days * _SECONDS_PER_DAY) // 3600).clamp(0, 23)
+    # The ISO year is the year of the week's Thursday; 1970-01-01 was a Thursday.
+    from_monday = days + 3
+    thursday = from_monday - from_monday % 7
+    return _day_of_year(thursday) // 7 + 1, hour
 
 
 #: Largest absolute value of each angular field, in degrees.
@@ -117,13 +115,6 @@ def _check_field(name: str, value: Tensor | None, batch_size: int) -> None:
             f"metadata {name!r} must be {what} or NaN (missing), got {v[idx].tolist()} in samples "
             f"{idx}: fix the values, or pass NaN where they are unknown"
         )
-
-
-def _angle_pair(angle: Tensor, valid: Tensor) -> Tensor:
-    """``(sin, cos)`` of ``angle`` with ``(0, 0)`` where not ``valid``: ``(B,) -> (B, 2)``."""
-    angle = torch.where(valid, angle, torch.zeros_like(angle))
-    pair = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
-    return pair * valid.unsqueeze(-1).to(pair.dtype)
 
 
 def encode_metadata(
@@ -168,30 +159,26 @@ def encode_metadata(
     if device is None:
         device = next((v.device for v in (lat, lon, time) if v is not None), torch.device("cpu"))
 
-    def angle_of(value: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
+    def field(value: Tensor | None) -> Tensor:
+        """``(B,)`` float64 on ``device``; NaN where missing."""
         if value is None:
-            zeros = torch.zeros(batch_size, device=device, dtype=torch.float64)
-            return zeros, torch.zeros(batch_size, device=device, dtype=torch.bool)
-        v = value.to(device=device, dtype=torch.float64)
-        return v * scale, torch.isfinite(v)
+            return torch.full((batch_size,), math.nan, device=device, dtype=torch.float64)
+        return cast(value, torch.float64, device)
 
-    if time is None:
-        week_angle = hour_angle = torch.zeros(batch_size, device=device, dtype=torch.float64)
-        time_valid = torch.zeros(batch_size, device=device, dtype=torch.bool)
-    else:
-        t = time.to(device=device, dtype=torch.float64)
-        time_valid = torch.isfinite(t)
-        week, hour = iso_week_and_utc_hour(torch.where(time_valid, t, torch.zeros_like(t)))
-        if hour_encoding == "authors":
-            hour = hour // 10
-        week_angle = 2 * math.pi * week.double() / 52
-        hour_angle = 2 * math.pi * hour.double() / 24
-    lat_angle, lat_valid = angle_of(lat, math.pi / 180)
-    lon_angle, lon_valid = angle_of(lon, math.pi / 180)
-    pairs = [
-        _angle_pair(week_angle, time_valid),
-        _angle_pair(hour_angle, time_valid),
-        _angle_pair(lat_angle, lat_valid),
-        _angle_pair(lon_angle, lon_valid),
-    ]
-    return torch.stack(pairs, dim=1).to(dtype)
+    # NaN (missing) and, unchecked, infinite values propagate through the arithmetic to NaN pairs,
+    # which become (0, 0): no per-field masks.
+    week, hour = iso_week_and_utc_hour(field(time))
+    if hour_encoding == "authors":
+        hour = hour // 10
+    radians = math.pi / 180
+    angles = torch.stack(
+        [
+            2 * math.pi * week / 52,
+            2 * math.pi * hour / 24,
+            field(lat) * radians,
+            field(lon) * radians,
+        ],
+        dim=1,
+    )  # (B, 4)
+    pairs = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1)
+    return torch.nan_to_num(pairs, nan=0.0).to(dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,22 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import eager_checks_enabled
+from ._checks import cast, eager_checks_enabled
 
-__all__ = ["MoEAux", "NoisyTopKGate", "SwiGLUMoE", "cv_squared"]
+__all__ = ["MoEAux", "NoisyTopKGate", "SwiGLUMoE", "balancing_loss", "cv_squared"]
 
 
 def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
-    """Squared coefficient of variation ``var(x) / mean(x)^2`` of a 1-D tensor (0 for one element).
+    """Squared coefficient of variation ``var(x) / mean(x)^2`` along the last axis: ``(..., E) -> (...)``.
 
-    Branch-free (the element count is a tensor), so FX can trace it and compiled graphs do not
-    specialise on it; equals ``x.var() / (x.mean() ** 2 + eps)`` for two or more elements.
+    Unbiased variance (as Shazeer's code), so ``E`` must be at least 2 (a gate has ``E > top_k >= 1``).
     """
-    x = x.float()
-    n = torch.ones_like(x).sum()
-    mean = x.sum() / n
-    var = (x - mean).pow(2).sum() / (n - 1).clamp_min(1)
-    return var / (mean**2 + eps)
+    var, mean = torch.var_mean(x, dim=-1)
+    return var / (mean.square() + eps)
 
 
 @dataclass
@@ -35,13 +32,39 @@ class MoEAux:
         gates: ``(T, E)`` gate weights, non-zero for the top-k experts of each token (sum 1).
         importance: ``(E,)`` sum of gates over tokens.
         load: ``(E,)`` smooth expected token count per expert (training with noise) or the hard count.
-        loss: scalar balancing loss ``w_imp * CV(importance)^2 + w_load * CV(load)^2``.
+        num_experts: E.
+        w_importance: weight of ``CV(importance)^2`` in :attr:`loss`.
+        w_load: weight of ``CV(load)^2`` in :attr:`loss`.
     """
 
     gates: Tensor
     importance: Tensor
     load: Tensor
-    loss: Tensor
+    num_experts: int
+    w_importance: float
+    w_load: float
+
+    @property
+    def loss(self) -> Tensor:
+        """Scalar balancing loss ``w_importance * CV(importance)^2 + w_load * CV(load)^2``."""
+        return balancing_loss([self])
+
+
+def balancing_loss(routing: Sequence[MoEAux]) -> Tensor:
+    """Sum of the layers' balancing losses (:attr:`MoEAux.loss`).
+
+    Computed when asked for (a decoder's routing costs nothing), and for all layers with the same
+    expert count and weights at once: one CV per group of layers, not per layer.
+    """
+    groups: dict[tuple[int, float, float], list[MoEAux]] = {}
+    for aux in routing:
+        groups.setdefault((aux.num_experts, aux.w_importance, aux.w_load), []).append(aux)
+    losses = []
+    for (_, w_importance, w_load), group in groups.items():
+        stats = torch.stack([aux.importance for aux in group] + [aux.load for aux in group])
+        cv_importance, cv_load = cv_squared(stats).view(2, -1).sum(1).unbind()
+        losses.append(w_importance * cv_importance + w_load * cv_load)
+    return losses[0] if len(losses) == 1 else torch.stack(losses).sum()
 
 
 class NoisyTopKGate(nn.Module):
@@ -83,32 +106,29 @@ class NoisyTopKGate(nn.Module):
 
     def forward(self, x: Tensor) -> MoEAux:
         """Route tokens ``x`` of shape ``(T, C)``."""
+        k = self.top_k
         # Routing decisions are made in float32 even under autocast: bf16 ties flip top-k choices.
-        clean = self.w_gate(x).float()
+        clean = cast(self.w_gate(x), torch.float32)
         noisy = self.training
         if noisy:
-            noise_std = F.softplus(self.w_noise(x).float()) + self.noise_eps
-            logits = clean + torch.randn_like(clean) * noise_std
+            noise_std = F.softplus(cast(self.w_noise(x), torch.float32)) + self.noise_eps
+            logits = torch.addcmul(clean, torch.randn_like(clean), noise_std)
         else:
             logits = clean
         # k+1 largest: the (k+1)-th is the threshold an expert inside the top-k must stay above.
-        top_vals, top_idx = logits.topk(self.top_k + 1, dim=-1)
-        gates = torch.zeros_like(logits).scatter(
-            -1, top_idx[:, : self.top_k], torch.softmax(top_vals[:, : self.top_k], dim=-1)
-        )
+        top_vals, top_idx = logits.topk(k + 1, dim=-1)
+        vals, threshold_in = top_vals.split([k, 1], dim=-1)
+        gates = torch.zeros_like(logits).scatter(-1, top_idx[:, :k], torch.softmax(vals, dim=-1))
         importance = gates.sum(0)
         if noisy:
             # P(expert e is in the top-k when only its own noise is resampled): compare its clean logit
-            # with the k-th largest of the OTHER experts' noisy logits.
-            threshold_in = top_vals[:, self.top_k : self.top_k + 1]  # (k+1)-th: e is in the top-k
-            threshold_out = top_vals[:, self.top_k - 1 : self.top_k]  # k-th: e is outside
-            is_in = logits > threshold_in
-            threshold = torch.where(is_in, threshold_in, threshold_out)
+            # with the k-th largest of the OTHER experts' noisy logits: the (k+1)-th if e is in the
+            # top-k, the k-th if it is outside.
+            threshold = torch.where(logits > threshold_in, threshold_in, vals[:, k - 1 :])
             load = torch.special.ndtr((clean - threshold) / noise_std).sum(0)
         else:
-            load = (gates > 0).float().sum(0)
-        loss = self.w_importance * cv_squared(importance) + self.w_load * cv_squared(load)
-        return MoEAux(gates=gates, importance=importance, load=load, loss=loss)
+            load = (gates > 0).sum(0, dtype=torch.float32)
+        return MoEAux(gates, importance, load, self.num_experts, self.w_importance, self.w_load)
 
 
 class SwiGLUMoE(nn.Module):
@@ -165,8 +185,8 @@ class SwiGLUMoE(nn.Module):
     def _fused(self, x: Tensor, gates: Tensor) -> Tensor:
         h = F.linear(x, self.w.flatten(0, 1), self.w_bias.flatten())  # (T, E * dh)
         h = F.silu(h).view(-1, self.num_experts, self.hidden)
-        # (T, dh, E) @ (T, E, 1): one batched matmul (faster than einsum's bmm layout on CPU).
-        mixed = (h.transpose(1, 2) @ gates.to(h.dtype).unsqueeze(-1)).squeeze(-1)
+        # (T, 1, E) @ (T, E, dh): one batched matmul; autocast casts the float32 gates itself.
+        mixed = torch.bmm(cast(gates, h.dtype).unsqueeze(1), h).squeeze(1)
         return self.w2(mixed * self.v(x))
 
     def _routed(self, x: Tensor, gates: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ..models import skip_value_checks
+from .clipping import clip_grad_norm_
 
 __all__ = [
     "GraphedTrainStep",
@@ -120,15 +121,15 @@ def _grad_params(optimizer: Optimizer) -> list[Tensor]:
 def clip_gradients(params: list[Tensor], value: float | None, algorithm: str | None) -> None:
     """Clip as Lightning's ``gradient_clip_val``/``gradient_clip_algorithm`` say, without a sync.
 
-    ``clip_grad_norm_`` multiplies by a clamped coefficient (no host read) unless asked to raise
-    on non-finite norms; the guard handles those.
+    :func:`~torchgeo_moemae.trainers.clipping.clip_grad_norm_` multiplies by a clamped
+    coefficient (no host read) and never raises on non-finite norms; the guard handles those.
     """
     if not value:
         return
     if algorithm == "value":
         torch.nn.utils.clip_grad_value_(params, value)
     else:
-        torch.nn.utils.clip_grad_norm_(params, value)
+        clip_grad_norm_(params, value)
 
 
 class GraphedTrainStep:
