@@ -194,3 +194,17 @@ def test_real_sample_pack_is_exact(real_ben_root: Path, tmp_path: Path) -> None:
     assert pack.image.dtype == np.uint16  # the sample's patches are all >= 40 px
     assert pack.skipped == source.skipped and len(pack.skipped) > 0
     assert_same_samples(source, pack)
+
+
+def test_gather_flips_are_the_shared_flips(packed: Path) -> None:
+    """The NumPy gather flips each block along the axes the on-device path uses."""
+    from torchgeo_moemae.transforms import FLIP_AXES
+
+    dataset = PackedDataset(packed)
+    indices = np.arange(min(8, len(dataset)))
+    counts = [len(indices) - 3, 1, 1, 1]
+    plain = dataset.raw_batch(indices)["image"].view(torch.int16)
+    flipped = dataset.raw_batch(indices, counts)["image"].view(torch.int16)
+    blocks = plain.split(counts)
+    expected = torch.cat([b.flip(a) if a else b for b, a in zip(blocks, FLIP_AXES, strict=True)])
+    assert torch.equal(flipped, expected)

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.packed import PackedDataset
+from ..transforms import FLIP_AXES, flip_counts, normalize_dn
 from .bigearthnet_ls import BigEarthNetLSDataModule
 from .eurosat_ls import EuroSATLSDataModule
 from .resumable import ResumableLoader, ResumableSampler, ranks
@@ -22,8 +23,6 @@ STATS: dict[str, type[NonGeoDataModule]] = {
     "BigEarthNetLS": BigEarthNetLSDataModule,
     "EuroSATLS": EuroSATLSDataModule,
 }
-#: images per normalisation chunk: three passes over a chunk stay in the CPU cache
-CHUNK = 32
 
 
 class PackedBatchSampler(ResumableSampler[np.ndarray]):
@@ -94,37 +93,6 @@ class _Batches(Dataset[dict[str, Tensor]]):
             return {"index": torch.from_numpy(indices)}
         counts = flip_counts(len(indices)) if self.flips else None
         return self.pack.raw_batch(indices, counts)
-
-
-def flip_counts(batch_size: int) -> list[int]:
-    """How many images of a batch get each of the four flips (none, left-right, up-down, both).
-
-    The batches of a shuffled split are exchangeable, so flipping contiguous blocks of random
-    multinomial sizes gives every image an independent 50% chance per axis, like per-image
-    coin flips, while each block is one strided copy. Drawn from torch's global RNG (seeded per
-    worker by the DataLoader).
-    """
-    draws = torch.randint(0, 4, (batch_size,))
-    return torch.bincount(draws, minlength=4).tolist()
-
-
-def normalize_dn(image: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """Raw DN (uint16 or float32, (B, C, H, W)) -> float32 ``(x - mean) / std`` per band.
-
-    Bit for bit what the TIFF datamodules' kornia ``Normalize`` computes, in chunks of
-    :data:`CHUNK` images so that the cast, subtraction and division stay in the CPU cache.
-    """
-    if image.dtype == torch.uint16 and image.device.type != "cpu":
-        # uint16 kernels are incomplete off the CPU; int32 holds every uint16 exactly.
-        image = image.view(torch.int16).to(torch.int32) & 0xFFFF
-    out = torch.empty(image.shape, dtype=torch.float32, device=image.device)
-    mean = mean.to(out.device, torch.float32)[:, None, None]
-    std = std.to(out.device, torch.float32)[:, None, None]
-    for start in range(0, len(image), CHUNK):
-        chunk = out[start : start + CHUNK]
-        chunk.copy_(image[start : start + CHUNK])
-        chunk.sub_(mean).div_(std)
-    return out
 
 
 def _to_tensor(array: np.ndarray) -> Tensor:
@@ -260,8 +228,9 @@ class PackedDataModule(NonGeoDataModule):
         image = batch["image"]
         if self.augment and split == "train":
             blocks = image.split(flip_counts(len(image)))
-            dims: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
-            image = torch.cat([b.flip(d) if d else b for b, d in zip(blocks, dims, strict=True)])
+            image = torch.cat(
+                [b.flip(d) if d else b for b, d in zip(blocks, FLIP_AXES, strict=True)]
+            )
         if image.dtype == torch.int16:
             image = image.view(torch.uint16)
         return {**batch, "image": image}

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..outputs import OVERWRITE_HINT, atomic_path, check_output
+from ..transforms import FLIP_AXES
 from ..utils import file_sha256
 from .base import LandsatBenchDataset
 from .bigearthnet_ls import BigEarthNetLS
@@ -312,9 +313,11 @@ class PackedDataset(NonGeoDataset):
 
         Args:
             indices: () or (B,) integer indices.
-            flips: optional counts ``(n0, n1, n2, n3)`` summing to B: the first n0 images are
-                kept, the next n1 flipped left-right, n2 up-down and n3 both. The flips are done
-                by the gather itself (NumPy reads reversed strides), so they cost no extra pass.
+            flips: optional counts ``(n0, n1, n2, n3)`` summing to B
+                (:func:`~torchgeo_moemae.transforms.flip_counts`): the first n0 images are kept,
+                the next n1 flipped left-right, n2 up-down and n3 both
+                (:data:`~torchgeo_moemae.transforms.FLIP_AXES`). The flips are done by the copy
+                itself (NumPy reads reversed strides), so they cost no extra pass.
 
         Returns:
             ``image`` (B, 7, P, P) (or (7, P, P)), ``label``, ``lat``, ``lon``, ``time``.
@@ -323,17 +326,11 @@ class PackedDataset(NonGeoDataset):
         if flips is None:
             pixels = np.array(image[indices])
         else:
-            views = (
-                np.s_[:, :, :, :],
-                np.s_[:, :, :, ::-1],
-                np.s_[:, :, ::-1, :],
-                np.s_[:, :, ::-1, ::-1],
-            )
             pixels = np.empty((len(indices), *image.shape[1:]), image.dtype)
             start = 0
-            for count, view in zip(flips, views, strict=True):
+            for count, axes in zip(flips, FLIP_AXES, strict=True):
                 stop = start + count
-                pixels[start:stop] = image[indices[start:stop]][view]
+                pixels[start:stop] = np.flip(image[indices[start:stop]], axis=axes)
                 start = stop
         # np.array copies (out of the read-only map) and keeps 0-dim rows 0-dim.
         batch = {k: torch.from_numpy(np.array(v[indices])) for k, v in self.table().items()}

@@ -10,14 +10,14 @@ encoder, so TorchGeo's tasks load it as they load their own entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..transforms import Normalize
 from .checkpoint import HF_HUB_FILENAME, HF_HUB_ID, load_weights
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
@@ -33,27 +33,6 @@ __all__ = [
     "get_weight",
     "list_models",
 ]
-
-
-class Normalize(nn.Module):
-    """Per-band z-score ``(x - mean) / std`` of a ``(..., C, H, W)`` image.
-
-    Given a sample or batch dict, normalises its ``"image"`` and passes the other keys through.
-    """
-
-    mean: Tensor
-    std: Tensor
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
-
-    def forward(self, x: Tensor | dict[str, Any]) -> Tensor | dict[str, Any]:
-        """Normalised image, or the dict with its ``"image"`` normalised."""
-        if isinstance(x, dict):
-            return {**x, "image": self(x["image"])}
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
 
 # Inputs are Landsat 8/9 C2 L2 surface-reflectance DN (SR_B1..SR_B7), 40x40 px.

@@ -13,11 +13,12 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from tqdm.auto import tqdm
 
-from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
 from ..outputs import check_output
 from ..probe.featurizer import DEFAULT_POOL, Featurizer
 from ..probe.featurizer import POOLS as FEATURIZER_POOLS
+from ..transforms import normalize_dn
 from ..utils import eval_mode
 from .grid import WindowGrid
 from .quicklook import save_quicklook
@@ -95,16 +96,15 @@ def _embed_block(
     """Embeddings of a block of grid rows, ``(rows, cols, dim)`` float32 with NaN for fill."""
     dim = featurizer.encoder.num_features
     out = np.full((len(block.rows) * cols, dim), np.nan, dtype=np.float32)
-    mean = torch.tensor(BIGEARTHNET_LS_MEAN, device=device).view(1, len(BANDS), 1, 1)
-    std = torch.tensor(BIGEARTHNET_LS_STD, device=device).view(1, len(BANDS), 1, 1)
+    mean, std = torch.tensor(BIGEARTHNET_LS_MEAN), torch.tensor(BIGEARTHNET_LS_STD)
     # Equal chunks of at most batch_size windows (no tiny remainder batch).
     chunks = max(1, -(-len(block.index) // batch_size))
     for idx in np.array_split(np.arange(len(block.index)), chunks):
         if len(idx) == 0:
             continue
-        x = torch.from_numpy(block.images[idx]).to(device).float()
+        x = normalize_dn(torch.from_numpy(block.images[idx]).to(device), mean, std)
         batch = {
-            "image": (x - mean) / std,
+            "image": x,
             "lat": torch.from_numpy(block.lat[idx]).to(device),
             "lon": torch.from_numpy(block.lon[idx]).to(device),
             "time": torch.full((len(idx),), time, dtype=torch.float64, device=device),
