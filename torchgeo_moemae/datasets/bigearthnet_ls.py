@@ -119,7 +119,8 @@ class BigEarthNetLS(LandsatBenchDataset):
                 the patches whose fraction of fill pixels (DN 0 in every band, after the crop)
                 exceeds it (``0.99`` drops all-fill patches), listing them in :attr:`skipped`.
             time_source: ``"json"`` (the true acquisition time) or ``"authors_filename"`` (the
-                authors' parse of the patch id, to reproduce the paper's features and probes).
+                authors' parse of the patch id, to reproduce the paper's features and probes;
+                with an encoder of ``hour_encoding="utc"``: see ``docs/user_guide/fidelity.rst``).
 
         Raises:
             ValueError: for an invalid argument.

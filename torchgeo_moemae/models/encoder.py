@@ -101,7 +101,8 @@ class MoEMAEEncoder(nn.Module):
         head_drop: dropout before the classifier.
         hour_encoding: how the hour token reads ``time``: ``"utc"`` (the true UTC hour, default)
             or ``"authors"`` (the first digit of the zero-padded UTC hour, as the authors'
-            published weights were trained; their pretrained cfg ``moemae_landsat.ben_ls`` sets it).
+            published weights were trained; weights in their layout set it). Not together with
+            ``BigEarthNetLS(time_source="authors_filename")``: see ``docs/user_guide/fidelity.rst``.
         allow_nonfinite: let NaN/inf pixels through instead of raising (their tokens become NaN).
 
     The forward methods take the metadata as keyword arguments only (``lat=``, ``lon=``,

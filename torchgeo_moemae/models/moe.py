@@ -71,7 +71,9 @@ class NoisyTopKGate(nn.Module):
     """Noisy top-k gating with Shazeer's importance and load balancing losses.
 
     In training ``H = Wg x + eps * (softplus(Wn x) + noise_eps)`` with ``eps ~ N(0, 1)``; in eval mode
-    ``H = Wg x`` so routing is deterministic (the authors' code adds noise at inference too: a bug).
+    ``H = Wg x`` so routing is deterministic (the authors' code adds noise at inference too). The
+    load loss uses the paper's thresholds and ``CV^2`` (the authors' code swaps the thresholds and
+    uses ``CV``). See ``docs/user_guide/fidelity.rst``.
 
     Args:
         dim: token width C.
