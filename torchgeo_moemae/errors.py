@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "PretrainedWeightsError"]
+__all__ = ["CheckpointError", "PretrainedWeightsError", "root_cause"]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -11,3 +11,14 @@ class PretrainedWeightsError(RuntimeError):
 
 class CheckpointError(ValueError):
     """A checkpoint file is damaged, empty or of the wrong kind; the message is one line."""
+
+
+def root_cause(err: BaseException) -> str:
+    """The message of the first exception in ``err``'s ``__cause__`` chain.
+
+    GDAL errors surface through rasterio as "Read failed. See previous exception for details.";
+    the first exception of the chain says what was wrong (e.g. the bytes a truncated strip lacks).
+    """
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return " ".join(str(err).split()) or type(err).__name__

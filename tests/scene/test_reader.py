@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import rasterio
 from pyproj import CRS
+from rasterio import Affine
 
 from torchgeo_moemae.scene import LandsatProduct, open_scene
+from torchgeo_moemae.scene.writer import EmbeddingWriter
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -132,3 +134,28 @@ def test_not_a_product(tmp_path: Path) -> None:
 def test_copy_of_real_crop_is_readable(crop: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(crop, tmp_path / "crop"))
     assert LandsatProduct(copy).time == LandsatProduct(crop).time
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_truncated_band_names_file_and_band(product: Path) -> None:
+    band = next(product.glob("*_SR_B4.TIF"))
+    band.write_bytes(band.read_bytes()[: band.stat().st_size // 2])
+    scene = LandsatProduct(product)
+    try:
+        with pytest.raises(ValueError) as raised:
+            for row in range(0, scene.height, 40):
+                scene.read_rows(row, min(40, scene.height - row))
+    finally:
+        scene.close()
+    message = str(raised.value)
+    assert message.startswith(f"{band}: band SR_B4 unreadable at rows ")
+    assert "previous exception" not in message and "download it again" in message
+
+
+def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").touch()
+    writer = EmbeddingWriter(
+        tmp_path / "afile" / "map.tif", 4, 3, 2, CRS.from_epsg(32630), Affine.identity()
+    )
+    with pytest.raises(NotADirectoryError, match="afile is a file, not a folder"):
+        writer.__enter__()

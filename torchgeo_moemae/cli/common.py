@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "default_threads",
     "default_workers",
     "make_datamodule",
+    "one_line",
     "progress",
     "run_command",
 ]
@@ -248,6 +250,29 @@ def run_command(
     except USER_ERRORS as err:
         if args.debug:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"moemae {args.command}: error: {message}", file=sys.stderr)
+        print(f"moemae {args.command}: error: {one_line(err, args)}", file=sys.stderr)
         return 2
+
+
+def one_line(err: BaseException, args: argparse.Namespace) -> str:
+    """``err``'s message on one line, as this command's user reads it.
+
+    An error raised in a data-loader worker arrives with the worker's whole traceback in its
+    message: only the original error's line is kept. A Python keyword hint such as
+    ``on_error='skip'`` becomes the command's option (``--on-error skip``) where it has one.
+    """
+    message = str(err)
+    if re.match(r"Caught \w+ in DataLoader worker process \d+\.\nOriginal ", message):
+        # torch: "Caught E in DataLoader worker process N.\nOriginal <traceback>...\nmod.E: text"
+        last = [line for line in message.splitlines() if line and not line[0].isspace()][-1]
+        message = last.split(": ", 1)[-1]
+    message = " ".join(message.split()) or type(err).__name__
+
+    def option(match: re.Match[str]) -> str:
+        name, value = match["name"], match["value"]
+        if not hasattr(args, name):
+            return match[0]
+        flag = "--" + name.replace("_", "-")
+        return flag if value == "True" else f"{flag} {value.strip(chr(39))}"
+
+    return re.sub(r"\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|True)", option, message)

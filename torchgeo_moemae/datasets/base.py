@@ -126,7 +126,11 @@ class LandsatBenchDataset(NonGeoDataset, abc.ABC):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         """Sample ``index``: ``image`` (7, P, P) float32 DN, ``label``, ``lat``/``lon``/``time``."""
-        sample = self._load(self.ids[index])
+        try:
+            sample = self._load(self.ids[index])
+        except InvalidSampleError as err:
+            # found only now: with on_error="skip" the dataset reads every sample up front
+            raise type(err)(f"{err}; pass on_error='skip' to leave such samples out") from err
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample

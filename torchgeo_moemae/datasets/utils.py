@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchgeo.datasets.utils import check_integrity
 
+from ..errors import root_cause
+
 logger = logging.getLogger(__name__)
 
 #: What a dataset does with a bad sample: fail loudly, or drop it at ``__init__`` and count it.
@@ -60,7 +62,9 @@ def read_raster(path: str | Path, expected_bands: int) -> np.ndarray:
             array: np.ndarray = src.read()
     except rasterio.errors.RasterioError as err:
         # GDAL reports truncation either on open or on the first strip read.
-        raise InvalidSampleError(f"{path}: unreadable or truncated GeoTIFF ({err})") from err
+        raise InvalidSampleError(
+            f"{path}: unreadable or truncated GeoTIFF ({root_cause(err)})"
+        ) from err
     return array
 
 

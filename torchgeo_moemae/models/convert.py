@@ -194,5 +194,51 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: nn.Module) -> dic
             raise TypeError(f"cannot convert an MoE-MAE checkpoint for {type(model).__name__}")
         return convert_upstream_state_dict(sd, model)
     if isinstance(model, MoEMAEEncoder) and any(k.startswith("encoder.") for k in sd):
-        return {k.removeprefix("encoder."): v for k, v in sd.items() if k.startswith("encoder.")}
+        sd = {k.removeprefix("encoder."): v for k, v in sd.items() if k.startswith("encoder.")}
+    check_fits(sd, model)
     return sd
+
+
+def _encoder_shape(sd: Mapping[str, Any], prefix: str) -> tuple[int, int] | None:
+    """``(embed_dim, depth)`` of the encoder keys under ``prefix`` in ``sd``, if it has them."""
+    norm = sd.get(f"{prefix}norm.weight")
+    if norm is None:
+        return None
+    blocks = {k.removeprefix(prefix).split(".")[1] for k in sd if k.startswith(f"{prefix}blocks.")}
+    return int(norm.shape[0]), len(blocks)
+
+
+def _size_name(shape: tuple[int, int]) -> str:
+    """``"XXS (width 108, 9 blocks)"`` for an ``(embed_dim, depth)``."""
+    from .registry import MODEL_SIZES, MODEL_VARIANTS  # registry imports this module
+
+    sizes = {(v["embed_dim"], v["depth"]): k for k, v in MODEL_SIZES.items()}
+    names = {size: name for name, size in MODEL_VARIANTS.items()}
+    size = sizes.get(shape)
+    described = f"width {shape[0]}, {shape[1]} blocks"
+    return f"{size} ({names[size]}, {described})" if size else described
+
+
+def check_fits(sd: Mapping[str, Any], model: nn.Module) -> None:
+    """Refuse, in words, weights of another encoder size or an encoder without the MAE's decoder.
+
+    Raises:
+        ValueError: naming both sizes and what to pass instead (loading would otherwise fail with
+            a list of missing keys and shape mismatches).
+    """
+    if not isinstance(model, MoEMAEEncoder | MoEMAE):
+        return
+    encoder = model if isinstance(model, MoEMAEEncoder) else model.encoder
+    own = (encoder.embed_dim, len(encoder.blocks))
+    theirs = _encoder_shape(sd, "" if isinstance(model, MoEMAEEncoder) else "encoder.")
+    if theirs is None and isinstance(model, MoEMAE) and _encoder_shape(sd, "") is not None:
+        raise ValueError(
+            "the weights hold an encoder only, without the decoder a full MoE-MAE needs: pass "
+            "full-MAE weights (an export folder holding mae.safetensors, or the authors' .pth)"
+        )
+    # fewer blocks in the model is fine: timm's features_only prunes the ones it does not use
+    if theirs is not None and (theirs[0] != own[0] or theirs[1] < own[1]):
+        raise ValueError(
+            f"the weights hold a {_size_name(theirs)} encoder, the model is {_size_name(own)}: "
+            "create the model of the weights' size"
+        )

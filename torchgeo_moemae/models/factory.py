@@ -213,7 +213,7 @@ def create_mae(
         load_checkpoint(mae, checkpoint.state_dict)
     except ValueError as mae_error:
         if not allow_encoder_weights:
-            raise
+            raise ValueError(f"{checkpoint.provenance}: {mae_error}") from mae_error
         try:
             load_checkpoint(mae.encoder, checkpoint.state_dict)
         except ValueError:

@@ -23,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..bands import BANDS
+from ..errors import root_cause
 from .mtl import LandsatMTL, read_mtl
 
 __all__ = ["LandsatProduct", "RasterDatasetScene", "SceneReader", "open_scene"]
@@ -178,7 +179,13 @@ class LandsatProduct:
         window = Window(0, row, self.width, nrows)
         data = np.empty((len(self._bands), nrows, self.width), dtype=np.uint16)
         for i, ds in enumerate(self._bands):
-            ds.read(1, window=window, out=data[i])
+            try:
+                ds.read(1, window=window, out=data[i])
+            except RasterioIOError as err:
+                raise ValueError(
+                    f"{ds.name}: band {BANDS[i]} unreadable at rows {row}..{row + nrows} "
+                    f"({root_cause(err)}); the file is truncated or corrupt: download it again"
+                ) from err
         fill = (data == 0).any(axis=0)
         if self._qa is not None:
             fill |= (self._qa.read(1, window=window) & 1).astype(bool)

@@ -61,8 +61,13 @@ class EmbeddingWriter:
         self.tags = {k: str(v) for k, v in (tags or {}).items()}
 
     def __enter__(self) -> EmbeddingWriter:
-        if not self.path.parent.is_dir():
-            raise FileNotFoundError(f"output folder {self.path.parent} does not exist")
+        parent = self.path.parent
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(
+                f"{self.path}: {parent} is a file, not a folder; write the map into a folder"
+            )
+        if not parent.is_dir():
+            raise FileNotFoundError(f"{self.path}: output folder {parent} does not exist")
         self._tmp = partial_path(self.path)
         try:
             self._dst = rasterio.open(self._tmp, "w", **self.profile)
