@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-GPU check of pre-training speed, memory and data rate (< 8 minutes on one GPU).
+# One-GPU check of pre-training speed, memory and fidelity (under five minutes on one GPU,
+# compilation and capture included).
 #
 #   benchmarks/gpu_check.sh                 # GPU: writes docs/benchmarks/gpu_check.{json,md}
 #   benchmarks/gpu_check.sh --quick --out /tmp/check   # CPU-sized smoke run (CI)
