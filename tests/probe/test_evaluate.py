@@ -79,6 +79,9 @@ def test_evaluate_command_both_datasets(
         assert r["n_train"] == r["n_test"] == 3
     manifest = out / "cache" / RESNET / "eurosat_ls" / "train_cls" / "manifest.json"
     assert json.loads(manifest.read_text())["D"] == 512  # ResNet-18's pooled features
+    # the results are kept unless --overwrite; refused before any work
+    assert main(argv) == 2
+    assert "evaluation.md already exists; pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -167,12 +170,13 @@ def test_real_sample_reference_checkpoint(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The BigEarthNet-L part on the real 199-patch sample with the authors' checkpoint layout."""
+    """The BigEarthNet-L part on the real 199-patch sample with the authors' checkpoint layout
+    (every split lists the same patches here, so --allow-overlap)."""
     out = tmp_path / "out"
     argv = ["evaluate", "--encoder", str(reference["checkpoint"])]
     argv += ["--bigearthnet-root", str(real_labelled_root), "--out", str(out)]
     # all tokens (15,120 features) take minutes in the SAG probe on 2 cores: CLS and average here
-    argv += ["--pool", "cls,avg", "--num-workers", "0", "--threads", "1"]
+    argv += ["--pool", "cls,avg", "--num-workers", "0", "--threads", "1", "--allow-overlap"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     print(printed)

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..outputs import check_output
+from .common import CommandError, add_overwrite_argument, check_input
+
+#: the files ``moemae evaluate`` writes in --out
+OUTPUTS = ("evaluation.json", "evaluation.md")
+#: the embeddings the paper reports
+POOL_NAMES = ("cls", "all", "avg")
+
 EPILOG = """\
 examples:
   # the published weights on both Landsat-Bench datasets (the paper's Tables 5 and 6)
@@ -24,7 +32,8 @@ config.json says otherwise) and TorchGeo weights names (Module_Weights.ENTRY). M
 and their average (--pool); TorchGeo's models get Landsat-Bench's input (reflectance 0..0.3 -> 0..1,
 224x224) and are probed on their pooled features.
 Embeddings are cached under --cache with checksums: a rerun reuses them, corrupted files are redone.
-output: OUT/evaluation.json and OUT/evaluation.md (one table per dataset: measured, paper, difference)
+output: OUT/evaluation.json and OUT/evaluation.md (one table per dataset: measured, paper, difference);
+existing ones are kept unless --overwrite.
 """
 
 
@@ -71,14 +80,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=4)
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="probe even if the train and test splits share patches (warns)",
+    )
+    add_overwrite_argument(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the tables and write them."""
-    from ..probe.evaluate import evaluate, format_evaluation, resolve_encoder, save_evaluation
-    from ..probe.published import MOEMAE_WEIGHTS
-    from .common import CommandError
-
+def _roots(args: argparse.Namespace) -> dict[str, Path]:
     roots = {
         name: root
         for name, root in (
@@ -91,7 +101,34 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             "give --bigearthnet-root and/or --eurosat-root (a dataset to evaluate on)"
         )
+    return roots
+
+
+def _pools(args: argparse.Namespace) -> list[str]:
     pools = [p.strip() for p in args.pool.split(",") if p.strip()]
+    for pool in pools or [""]:
+        if pool not in POOL_NAMES:
+            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOL_NAMES)}")
+    return pools
+
+
+def check(args: argparse.Namespace) -> None:
+    """Datasets, pools and outputs, before any work."""
+    for name, root in _roots(args).items():
+        if not args.download:
+            check_input(root, f"--{name.split('_')[0]}-root", "folder")
+    _pools(args)
+    check_output(args.out, folder=True, contents=OUTPUTS, overwrite=args.overwrite, what="--out")
+    check_output(args.cache or args.out / "cache", folder=True, overwrite=True, what="--cache")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the tables and write them."""
+    from ..probe.evaluate import evaluate, format_evaluation, resolve_encoder, save_evaluation
+    from ..probe.published import MOEMAE_WEIGHTS
+
+    roots = _roots(args)
+    pools = _pools(args)
     specs = [resolve_encoder(name, pools) for name in args.encoder or [MOEMAE_WEIGHTS]]
     rows = evaluate(
         specs,
@@ -104,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         download=args.download,
         seed=args.seed,
+        allow_overlap=args.allow_overlap,
     )
     print(format_evaluation(rows))
     path = save_evaluation(

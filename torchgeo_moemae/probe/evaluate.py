@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,9 @@ from tqdm.auto import tqdm
 
 from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models.weights import Normalize
-from .api import probe_embeddings
+from ..outputs import atomic_path
+from ..utils import file_sha256
+from .api import Method, probe_embeddings
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
 from .featurizer import check_pool
 from .metrics import METRIC_LABELS
@@ -85,7 +86,6 @@ _SSL4EO_L_DN_RANGE = ((0.0 - _SR_OFFSET) / _SR_SCALE, (0.3 - _SR_OFFSET) / _SR_S
 #: The paper's embeddings, in its tables' order.
 PAPER_POOLS = ("cls", "all", "avg")
 CHECKSUMS = "checksums.json"
-_FILES = ("features.npy", "labels.npy", "manifest.json")
 
 
 class ResizeImage(nn.Module):
@@ -195,11 +195,6 @@ def resolve_encoder(name: str, pools: Sequence[str] = PAPER_POOLS) -> EncoderSpe
 
 
 # --------------------------------------------------------------------------- cache
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _cache_problem(path: Path, settings: dict[str, Any]) -> str | None:
     """Why the cached (split, pool) directory ``path`` cannot be reused, or None if it can."""
     sums = path / CHECKSUMS
@@ -212,17 +207,23 @@ def _cache_problem(path: Path, settings: dict[str, Any]) -> str | None:
         return f"{sums} is unreadable"
     if record.get("settings") != settings:
         return "made with other settings"
-    for name in _FILES:
-        if not (path / name).is_file() or _sha256(path / name) != expected.get(name):
+    if not isinstance(expected, dict) or sorted(expected) != _files(path):
+        return f"the files of {path} are not those {sums} lists"
+    for name, digest in expected.items():
+        if file_sha256(path / name) != digest:
             return f"{path / name} does not match its checksum (corrupted)"
     return None
 
 
+def _files(path: Path) -> list[str]:
+    """The files of an embedding directory (features, labels, ids, manifest), sorted."""
+    return sorted(p.name for p in path.iterdir() if p.is_file() and p.name != CHECKSUMS)
+
+
 def _write_checksums(path: Path, settings: dict[str, Any]) -> None:
-    record = {"settings": settings, "sha256": {name: _sha256(path / name) for name in _FILES}}
-    partial = path / (CHECKSUMS + ".partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(partial, path / CHECKSUMS)
+    record = {"settings": settings, "sha256": {n: file_sha256(path / n) for n in _files(path)}}
+    with atomic_path(path / CHECKSUMS) as partial:
+        partial.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _subset(dataset: Dataset, limit: int | None) -> Dataset:
@@ -308,6 +309,7 @@ def _embeddings(
         transform=spec.transform(),
         progress=ctx.progress,
         manifest=manifest,
+        overwrite=True,  # only unusable cache folders are embedded again
     )
     for pool, emb in extracted.items():
         assert emb.path is not None
@@ -353,15 +355,16 @@ class EvaluationRow:
 
 def evaluate(
     encoders: Sequence[str | EncoderSpec],
-    roots: dict[str, str | Path],
+    roots: Mapping[str, str | Path],
     cache_dir: str | Path,
-    method: str = "sklearn",
+    method: Method = "sklearn",
     limit: int | None = None,
     batch_size: int = 256,
     num_workers: int = 0,
     device: str | None = None,
     download: bool = False,
     seed: int = 0,
+    allow_overlap: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = tqdm.write,
     **probe_kwargs: Any,
@@ -378,6 +381,7 @@ def evaluate(
         batch_size, num_workers, device: embedding extraction (device: CUDA when available).
         download: download missing datasets.
         seed: probe seed.
+        allow_overlap: probe even if train and test share patches (a warning instead of an error).
         progress: progress bars while embedding.
         log: where progress lines go.
         **probe_kwargs: more probe options (e.g. ``max_iter``).
@@ -405,7 +409,9 @@ def evaluate(
                 kwargs = dict(probe_kwargs)
                 if method == "torch":
                     kwargs.setdefault("device", device)
-                measured = probe_embeddings(train[pool], test[pool], method, seed, **kwargs)  # type: ignore[arg-type]
+                measured = probe_embeddings(
+                    train[pool], test[pool], method, seed, allow_overlap, **kwargs
+                )
                 seconds = time.perf_counter() - start
                 log(f"{spec.label} {dataset} {pool}: done in {seconds:.1f} s")
                 rows.append(
@@ -472,7 +478,6 @@ def save_evaluation(rows: Sequence[EvaluationRow], out_dir: str | Path, **info: 
         out / "evaluation.md": format_evaluation(rows) + "\n",
     }
     for path, text in files.items():
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            partial.write_text(text)
     return out / "evaluation.json"
