@@ -41,8 +41,8 @@ from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
 from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
-from ..models.weights import Normalize
 from ..outputs import atomic_path
+from ..transforms import Normalize
 from ..utils import file_sha256
 from .api import Method, probe_embeddings
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
