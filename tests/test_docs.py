@@ -244,3 +244,20 @@ def test_docs_build(tmp_path: Path) -> None:
     citation = (out / "citation.html").read_text()
     assert "Lightweight Metadata-Aware Mixture-of-Experts" in citation
     assert "10.48550/arXiv.2509.10919" in citation
+
+
+def test_reference_vector_claims_name_the_hour_rule() -> None:
+    """The ~2e-6 agreement with the reference vectors holds for one hour rule: the claims say which."""
+    for path in (REPO / "README.md", DOCS / "results.rst"):
+        text = " ".join(path.read_text().split())
+        claim = text.index("2e-6")
+        assert 'hour_encoding="utc"' in text[claim - 300 : claim + 300], path
+
+
+def test_quickstart_page_names_the_config_the_run_uses() -> None:
+    """``moemae quickstart`` reads its packaged config; the pages say so, not only the example copy."""
+    from torchgeo_moemae.quickstart import DEFAULT_CONFIG
+
+    packaged = DEFAULT_CONFIG.relative_to(REPO).as_posix()
+    for path in (DOCS / "quickstart.rst", DOCS / "user_guide" / "pretraining.rst"):
+        assert packaged in " ".join(path.read_text().split()), path
