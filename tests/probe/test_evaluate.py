@@ -129,6 +129,10 @@ def test_corrupted_cache_is_detected_and_recomputed(
     raw[-4:] = b"\x00\x00\xc0\x7f"  # the last value becomes NaN: same size, valid header
     features.write_bytes(bytes(raw))
 
+    # an interrupted run: the train split of one embedding never got its checksums
+    (sums,) = cache.glob("*/eurosat_ls/train_cls/checksums.json")
+    sums.unlink()
+
     builds: list[str] = []
     original = EncoderSpec.build
 
@@ -142,6 +146,24 @@ def test_corrupted_cache_is_detected_and_recomputed(
     assert builds == [str(xxs_export)]
     assert any(f"{features} does not match its checksum" in m for m in messages)
     np.testing.assert_array_equal(np.load(features), clean)
+    assert any(f"{sums.parent}: incomplete; recomputing" in m for m in messages)
+
+
+def test_limit_takes_a_subset_cached_apart(
+    xxs_export: Path, ben_root: Path, tmp_path: Path
+) -> None:
+    kwargs: dict[str, Any] = dict(batch_size=2, progress=False, log=lambda m: None)
+    cache = tmp_path / "cache"
+    full = evaluate([str(xxs_export)], {"bigearthnet_ls": ben_root}, cache, **kwargs)
+    rows = evaluate(
+        [str(xxs_export)], {"bigearthnet_ls": ben_root}, cache, limit=2, method="torch", **kwargs
+    )
+    assert [(r.n_train, r.n_test) for r in full] == [(3, 3)] * 3
+    assert [(r.n_train, r.n_test) for r in rows] == [(2, 2)] * 3
+    assert {p.name for p in next(cache.iterdir()).iterdir()} == {
+        "bigearthnet_ls",
+        "bigearthnet_ls-limit2",
+    }
 
 
 def test_table_lists_paper_values_beside_measured() -> None:

@@ -409,6 +409,7 @@ def evaluate(
                 kwargs = dict(probe_kwargs)
                 if method == "torch":
                     kwargs.setdefault("device", device)
+                    kwargs.setdefault("progress", progress)
                 measured = probe_embeddings(
                     train[pool], test[pool], method, seed, allow_overlap, **kwargs
                 )
