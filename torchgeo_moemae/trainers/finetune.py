@@ -6,22 +6,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from timm.models import save_for_hf
 from timm.optim import param_groups_layer_decay
 from torch import Tensor
-from torchgeo.trainers import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..models import MoEMAEEncoder, create_encoder
 from ..outputs import atomic_output
-from ..probe.metrics import make_metric_collection
 from ..utils import batch_metadata
+from .classification import ClassificationBase
 
 __all__ = ["FineTuneTask"]
 
 
-class FineTuneTask(BaseTask):
+class FineTuneTask(ClassificationBase):
     """Train an encoder and ``Linear(D, num_classes)`` end to end (or the head alone).
 
     The encoder is built by :func:`~torchgeo_moemae.models.create_encoder` with a fresh classifier
@@ -39,8 +37,6 @@ class FineTuneTask(BaseTask):
     ``{train,val,test}_<metric>``.
     """
 
-    monitor = "val_loss"
-    mode = "min"
     model: Any
 
     def __init__(
@@ -91,13 +87,6 @@ class FineTuneTask(BaseTask):
             for param in self.model.parameters():
                 param.requires_grad_(id(param) in head)
 
-    def configure_metrics(self) -> None:
-        """The paper's metrics per stage (torchmetrics collections)."""
-        task, c = self.hparams["task"], self.hparams["num_classes"]
-        self.train_metrics = make_metric_collection(task, c, prefix="train_")
-        self.val_metrics = make_metric_collection(task, c, prefix="val_")
-        self.test_metrics = make_metric_collection(task, c, prefix="test_")
-
     def configure_optimizers(self) -> Any:
         """AdamW over layer-wise lr-decay groups; ReduceLROnPlateau on ``val_loss``."""
         no_decay: set[str] = getattr(self.model, "no_weight_decay", set)()
@@ -125,39 +114,6 @@ class FineTuneTask(BaseTask):
         if isinstance(self.model, MoEMAEEncoder):
             return self.model(batch["image"], **batch_metadata(batch))
         return self.model(batch["image"])
-
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        logits = self(batch)
-        y = batch["label"]
-        if self.hparams["task"] == "multilabel":
-            loss = F.binary_cross_entropy_with_logits(logits, y.float())
-            proba = torch.sigmoid(logits)
-        else:
-            loss = F.cross_entropy(logits, y.long())
-            proba = logits.softmax(-1)
-        bs = logits.shape[0]
-        self.log(f"{stage}_loss", loss, batch_size=bs, prog_bar=stage != "test")
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics(proba.float(), y.long())
-        self.log_dict(metrics, batch_size=bs, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Loss of a training batch."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Validation loss and metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Test loss and metrics."""
-        self._step(batch, "test")
-
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Probabilities ``(B, num_classes)``."""
-        logits = self(batch)
-        return torch.sigmoid(logits) if self.hparams["task"] == "multilabel" else logits.softmax(-1)
 
     @torch.no_grad()
     def export(self, out_dir: str | Path) -> Path:

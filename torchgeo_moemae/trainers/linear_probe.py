@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torchgeo.trainers import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..models import create_encoder
 from ..probe.featurizer import DEFAULT_POOL, Featurizer, Pool, check_pool
-from ..probe.metrics import make_metric_collection
+from .classification import ClassificationBase
 
 __all__ = ["LinearProbeTask"]
 
 
-class LinearProbeTask(BaseTask):
+class LinearProbeTask(ClassificationBase):
     """Train ``Linear(D, num_classes)`` on frozen encoder embeddings.
 
     The encoder has ``requires_grad=False`` and stays in eval mode even while the task trains
@@ -33,8 +31,6 @@ class LinearProbeTask(BaseTask):
     ``{train,val,test}_<metric>``; ``val_loss`` is monitored.
     """
 
-    monitor = "val_loss"
-    mode = "min"
     encoder: Any
 
     def __init__(
@@ -83,13 +79,6 @@ class LinearProbeTask(BaseTask):
         dim = self._embed({"image": torch.zeros(1, 7, 40, 40)}).shape[1]
         self.head = nn.Linear(dim, self.hparams["num_classes"])
 
-    def configure_metrics(self) -> None:
-        """The paper's metrics per stage (torchmetrics collections)."""
-        task, c = self.hparams["task"], self.hparams["num_classes"]
-        self.train_metrics = make_metric_collection(task, c, prefix="train_")
-        self.val_metrics = make_metric_collection(task, c, prefix="val_")
-        self.test_metrics = make_metric_collection(task, c, prefix="test_")
-
     def configure_optimizers(self) -> Any:
         """AdamW on the head only, ReduceLROnPlateau on ``val_loss``."""
         optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.hparams["lr"], weight_decay=0)
@@ -116,37 +105,8 @@ class LinearProbeTask(BaseTask):
         """Logits ``(B, num_classes)`` for a batch dict."""
         return self.head(self._embed(batch))
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        logits = self(batch)
-        y = batch["label"]
-        if self.hparams["task"] == "multilabel":
-            loss = F.binary_cross_entropy_with_logits(logits, y.float())
-            proba = torch.sigmoid(logits)
-        else:
-            loss = F.cross_entropy(logits, y.long())
-            proba = logits.softmax(-1)
+    def penalty(self) -> Tensor | float:
+        """``l2 / 2 * ||W||^2`` of the head."""
         if self.hparams["l2"] > 0:
-            loss = loss + 0.5 * self.hparams["l2"] * self.head.weight.pow(2).sum()
-        bs = logits.shape[0]
-        self.log(f"{stage}_loss", loss, batch_size=bs, prog_bar=stage != "test")
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics(proba.float(), y.long())
-        self.log_dict(metrics, batch_size=bs, on_step=False, on_epoch=True)
-        return loss
-
-    def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Loss of a training batch."""
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Validation loss and metrics."""
-        self._step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """Test loss and metrics."""
-        self._step(batch, "test")
-
-    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Probabilities ``(B, num_classes)``."""
-        logits = self(batch)
-        return torch.sigmoid(logits) if self.hparams["task"] == "multilabel" else logits.softmax(-1)
+            return 0.5 * self.hparams["l2"] * self.head.weight.pow(2).sum()
+        return 0.0
