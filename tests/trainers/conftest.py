@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, Dataset
 
 
@@ -45,3 +47,24 @@ def loader(
 def make_loader() -> Callable[..., DataLoader[dict[str, torch.Tensor]]]:
     """Factory of :func:`loader`."""
     return loader
+
+
+class NoHostSync(TorchFunctionMode):
+    """Fails on any tensor-to-host read: what would stall an accelerator's queue each step."""
+
+    forbidden: ClassVar[set[Any]] = {
+        torch.Tensor.item,
+        torch.Tensor.tolist,
+        torch.Tensor.cpu,
+        torch.Tensor.numpy,
+        torch.Tensor.__bool__,
+        torch.Tensor.__float__,
+        torch.Tensor.__int__,
+        torch.Tensor.nonzero,
+        torch.nonzero,
+    }
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func in self.forbidden:
+            raise AssertionError(f"host synchronisation in the training step: {func}")
+        return func(*args, **(kwargs or {}))

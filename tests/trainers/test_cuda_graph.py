@@ -17,9 +17,12 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
+from torchgeo_moemae.models import SwiGLUMoE
 from torchgeo_moemae.trainers import MoEMAEPretrainTask
 from torchgeo_moemae.trainers.cuda_graph import GraphedTrainStep, StepRecords
 from torchgeo_moemae.trainers.schedule import warmup_cosine_scheduler
+
+from .conftest import NoHostSync
 
 Loader = Callable[..., Any]
 needs_cuda = pytest.mark.skipif(
@@ -197,6 +200,28 @@ def test_checkpoint_resumes_across_paths(
     # the masking's random numbers differ after a restart (the RNG is not in the checkpoint), so
     # the weights are not compared: the schedule and optimiser state continued
     assert resumed.state_dict().keys() == straight.state_dict().keys()
+
+
+def test_graphed_step_is_capturable_code(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    """No host read anywhere in the graphed step (what would break or stall a capture on CUDA)."""
+    seed_everything(0)
+    task = MoEMAEPretrainTask(model="XXS", cuda_graph=True)
+    for module in task.model.modules():
+        if isinstance(module, SwiGLUMoE):
+            module.dispatch = "fused"  # what "auto" picks on accelerators (and under capture)
+    step = task.training_step
+    calls = []
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        with NoHostSync():
+            return step(*args, **kwargs)
+
+    task.training_step = checked  # type: ignore[method-assign]
+    make_trainer(tmp_path, max_steps=3, gradient_clip_val=1.0).fit(task, make_loader(n=12))
+    assert len(calls) == 3 and task._graphed is not None and task._graphed.static_steps == 3
 
 
 def test_cuda_graph_refuses_gradient_accumulation(

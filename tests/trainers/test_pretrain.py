@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import torch
@@ -17,7 +17,6 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.overrides import TorchFunctionMode
 from torchgeo.main import main as torchgeo_main
 
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
@@ -26,6 +25,8 @@ from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
 from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.schedule import WarmupCosine
+
+from .conftest import NoHostSync
 
 REPO = Path(__file__).resolve().parents[2]
 Loader = Callable[..., Any]
@@ -217,27 +218,6 @@ def test_test_and_predict_steps(
     torch.testing.assert_close(embeddings[0], expected)
 
 
-class _NoHostSync(TorchFunctionMode):
-    """Fails on any tensor-to-host read: what would stall an accelerator's queue each step."""
-
-    forbidden: ClassVar[set[Any]] = {
-        torch.Tensor.item,
-        torch.Tensor.tolist,
-        torch.Tensor.cpu,
-        torch.Tensor.numpy,
-        torch.Tensor.__bool__,
-        torch.Tensor.__float__,
-        torch.Tensor.__int__,
-        torch.Tensor.nonzero,
-        torch.nonzero,
-    }
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if func in self.forbidden:
-            raise AssertionError(f"host synchronisation in the training step: {func}")
-        return func(*args, **(kwargs or {}))
-
-
 def test_training_step_does_not_synchronise(
     tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
 ) -> None:
@@ -251,7 +231,7 @@ def test_training_step_does_not_synchronise(
     def checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
             calls.append(fn.__name__)
-            with _NoHostSync():
+            with NoHostSync():
                 return fn(*args, **kwargs)
 
         return run

@@ -195,7 +195,6 @@ class GraphedTrainStep:
         self.outputs: dict[str, Tensor] = {}
         self.static_steps = 0  #: full batches: replays (or eager runs on the static buffers)
         self.eager_steps = 0  #: batches of another shape, run eagerly
-        self.capture_s: float | None = None  #: seconds of the warm-up and capture, if done
         self._warm = 0
 
     def __call__(
