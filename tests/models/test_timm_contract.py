@@ -15,8 +15,10 @@ import pytest
 import timm
 import torch
 from timm.models import VisionTransformer, create_feature_extractor
+from timm.models._features_fx import get_notrace_functions, get_notrace_modules
 from timm.models._manipulate import group_parameters
 from timm.optim import create_optimizer_v2
+from torchvision.models import feature_extraction
 
 import torchgeo_moemae  # noqa: F401  (registers the models)
 from torchgeo_moemae.models import MoEMAEEncoder, get_model
@@ -185,6 +187,40 @@ def test_fx_trace(model: MoEMAEEncoder) -> None:
     extractor = create_feature_extractor(model, {"blocks.1": "block1", "norm": "final"})
     out = extractor(x, **meta)
     torch.testing.assert_close(out["final"], model.forward_features(x, **meta))
+
+
+def test_fx_graph_computes_exactly_what_eager_does(model: MoEMAEEncoder) -> None:
+    """timm's generic test: its tracer's graph, last node, compared with ``==`` (batch of 1)."""
+    tracer_kwargs = dict(
+        leaf_modules=get_notrace_modules(),
+        autowrap_functions=get_notrace_functions(),
+        param_shapes_constant=True,
+    )
+    train_nodes, eval_nodes = feature_extraction.get_graph_node_names(model, tracer_kwargs)
+    extractor = feature_extraction.create_feature_extractor(
+        model,
+        train_return_nodes=[train_nodes[-1]],
+        eval_return_nodes=[eval_nodes[-1]],
+        tracer_kwargs=tracer_kwargs,
+    )
+    x = _input(model, batch_size=1)
+    (traced,) = extractor(x).values()
+    assert torch.equal(traced, model(x))
+    graph, meta = torch.fx.symbolic_trace(model), _metadata(1)
+    assert torch.equal(graph(x, **meta), model(x, **meta))
+
+
+def test_forward_intermediates_stops_early(model: MoEMAEEncoder) -> None:
+    """``stop_early``: no block after the last requested one runs, as in timm's ViT."""
+    x, meta = _input(model), _metadata()
+    calls = [0] * len(model.blocks)
+    for i, block in enumerate(model.blocks):
+        block.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    final, ((spatial, prefix),) = model.forward_intermediates(
+        x, [1], return_prefix_tokens=True, stop_early=True, output_fmt="NLC", **meta
+    )
+    assert calls == [1, 1] + [0] * (len(model.blocks) - 2)
+    torch.testing.assert_close(final, model.norm(torch.cat([prefix, spatial], dim=1)))
 
 
 def test_torch_compile_fullgraph() -> None:

@@ -381,7 +381,8 @@ class MoEMAEEncoder(nn.Module):
             indices: last n blocks if int, all if None, else the given block indices.
             return_prefix_tokens: also return the 5 prefix tokens ``(B, 5, C)`` of each intermediate.
             norm: apply the final norm to the intermediates.
-            stop_early: stop after the last requested block.
+            stop_early: run no block after the last requested one; the final tokens returned
+                are then that block's, normed (as timm's ViT).
             output_fmt: ``"NCHW"`` (patch grid ``(B, C, 10, 10)``) or ``"NLC"`` (``(B, L, C)``).
             intermediates_only: return only the intermediates.
             lat, lon, time: metadata as in :meth:`forward_features`.
@@ -409,9 +410,6 @@ class MoEMAEEncoder(nn.Module):
             )
         if intermediates_only:
             return outs
-        if stop_early and max_index < len(self.blocks) - 1:
-            for block in self.blocks[max_index + 1 :]:
-                tokens, _ = self._run_block(block, tokens)
         return self.norm(tokens), outs
 
     def prune_intermediate_layers(

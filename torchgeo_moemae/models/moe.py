@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -184,32 +184,6 @@ class SwiGLUMoE(nn.Module):
         self.drop = nn.Dropout(drop)
         nn.init.trunc_normal_(self.w, std=0.02)
 
-    def _fused(self, x: Tensor, gates: Tensor) -> Tensor:
-        h = F.linear(x, self.w.flatten(0, 1), self.w_bias.flatten())  # (T, E * dh)
-        h = F.silu(h).view(-1, self.num_experts, self.hidden)
-        # (T, 1, E) @ (T, E, dh): one batched matmul; autocast casts the float32 gates itself.
-        mixed = torch.bmm(cast(gates, h.dtype).unsqueeze(1), h).squeeze(1)
-        return self.w2(mixed * self.v(x))
-
-    def _routed(self, x: Tensor, gates: Tensor) -> Tensor:
-        mixed = x.new_zeros(x.shape[0], self.hidden)
-        for e in range(self.num_experts):
-            idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
-            # index_select, not x[idx]: faster, and its backward is index_add, not index_put
-            he = F.silu(F.linear(x.index_select(0, idx), self.w[e], self.w_bias[e]))
-            gate = gates[:, e].index_select(0, idx).unsqueeze(-1).to(x.dtype)
-            mixed.index_add_(0, idx, he * gate)  # in place: no copy of (T, dh) per expert
-        return self.w2(mixed * self.v(x))
-
-    def _loop(self, x: Tensor, gates: Tensor) -> Tensor:
-        out = torch.zeros(x.shape[0], self.w2.out_features, device=x.device, dtype=x.dtype)
-        for e in range(self.num_experts):
-            idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
-            xe = x[idx]
-            he = F.silu(F.linear(xe, self.w[e], self.w_bias[e])) * self.v(xe)
-            out = out.index_add(0, idx, self.w2(he) * gates[idx, e : e + 1].to(x.dtype))
-        return out
-
     def expert_outputs(self, x: Tensor) -> Tensor:
         """Every expert's ungated output ``W2(silu(W_e x) * V x)`` for analysis: ``(T, C) -> (T, E, C)``."""
         h = F.silu(torch.einsum("tc,ehc->teh", x, self.w) + self.w_bias)
@@ -220,11 +194,68 @@ class SwiGLUMoE(nn.Module):
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])
         aux = self.gate(tokens)
-        dispatch = self.dispatch
-        if dispatch == "auto":
-            # Eager check first: under FX the device is a Proxy and cannot be compared.
-            eager_cpu = eager_checks_enabled() and tokens.device.type == "cpu"
-            dispatch = "routed" if eager_cpu else "fused"
-        impl = {"routed": self._routed, "fused": self._fused, "loop": self._loop}[dispatch]
-        out = impl(tokens, aux.gates)
+        weights = ExpertWeights(
+            self.w, self.w_bias, self.v.weight, self.v.bias, self.w2.weight, self.w2.bias
+        )
+        out = mix_experts(tokens, aux.gates, weights, self.dispatch)
         return self.drop(out).view(shape), aux
+
+
+class ExpertWeights(NamedTuple):
+    """The weights of a :class:`SwiGLUMoE`'s experts, as :func:`mix_experts` takes them."""
+
+    w: Tensor  # (E, dh, C)
+    w_bias: Tensor  # (E, dh)
+    v_weight: Tensor  # (dh, C)
+    v_bias: Tensor  # (dh,)
+    w2_weight: Tensor  # (C, dh)
+    w2_bias: Tensor  # (C,)
+
+
+def _fused(x: Tensor, gates: Tensor, p: ExpertWeights) -> Tensor:
+    h = F.linear(x, p.w.flatten(0, 1), p.w_bias.flatten())  # (T, E * dh)
+    h = F.silu(h).view(x.shape[0], p.w.shape[0], p.w.shape[1])
+    # (T, 1, E) @ (T, E, dh): one batched matmul; autocast casts the float32 gates itself.
+    mixed = torch.bmm(cast(gates, h.dtype).unsqueeze(1), h).squeeze(1)
+    return F.linear(mixed * F.linear(x, p.v_weight, p.v_bias), p.w2_weight, p.w2_bias)
+
+
+def _routed(x: Tensor, gates: Tensor, p: ExpertWeights) -> Tensor:
+    mixed = x.new_zeros(x.shape[0], p.w.shape[1])
+    for e in range(p.w.shape[0]):
+        idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
+        # index_select, not x[idx]: faster, and its backward is index_add, not index_put
+        he = F.silu(F.linear(x.index_select(0, idx), p.w[e], p.w_bias[e]))
+        gate = gates[:, e].index_select(0, idx).unsqueeze(-1).to(x.dtype)
+        mixed.index_add_(0, idx, he * gate)  # in place: no copy of (T, dh) per expert
+    return F.linear(mixed * F.linear(x, p.v_weight, p.v_bias), p.w2_weight, p.w2_bias)
+
+
+def _loop(x: Tensor, gates: Tensor, p: ExpertWeights) -> Tensor:
+    out = x.new_zeros(x.shape[0], p.w2_weight.shape[0])
+    for e in range(p.w.shape[0]):
+        idx = torch.nonzero(gates[:, e] > 0).squeeze(-1)
+        xe = x[idx]
+        he = F.silu(F.linear(xe, p.w[e], p.w_bias[e])) * F.linear(xe, p.v_weight, p.v_bias)
+        out = out.index_add(
+            0, idx, F.linear(he, p.w2_weight, p.w2_bias) * gates[idx, e : e + 1].to(x.dtype)
+        )
+    return out
+
+
+def mix_experts(x: Tensor, gates: Tensor, weights: ExpertWeights, dispatch: str) -> Tensor:
+    """``sum_e gates[:, e] * W2(silu(W_e x) * V x)`` of tokens ``x (T, C)``: ``(T, C)``.
+
+    ``dispatch`` as :class:`SwiGLUMoE`'s. FX records this function as one call (it is wrapped),
+    so ``"auto"`` decides when the graph runs, on the real device: a traced model computes
+    exactly what the eager one does.
+    """
+    if dispatch == "auto":
+        # Eager check first: under torch.compile the choice is the static-shape "fused".
+        eager_cpu = eager_checks_enabled() and x.device.type == "cpu"
+        dispatch = "routed" if eager_cpu else "fused"
+    impl = {"routed": _routed, "fused": _fused, "loop": _loop}[dispatch]
+    return impl(x, gates, weights)
+
+
+torch.fx.wrap("mix_experts")
