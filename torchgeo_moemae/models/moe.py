@@ -12,7 +12,15 @@ from torch import Tensor, nn
 
 from ._checks import cast, eager_checks_enabled
 
-__all__ = ["MoEAux", "NoisyTopKGate", "SwiGLUMoE", "balancing_loss", "cv_squared"]
+__all__ = [
+    "ExpertWeights",
+    "MoEAux",
+    "NoisyTopKGate",
+    "SwiGLUMoE",
+    "balancing_loss",
+    "cv_squared",
+    "mix_experts",
+]
 
 
 def cv_squared(x: Tensor, eps: float = 1e-10) -> Tensor:
