@@ -68,6 +68,20 @@ def test_full_batches_use_the_buffers_and_others_run_eagerly_and_are_counted() -
     assert set(out) == {"loss", "mse"} and not out["loss"].requires_grad
 
 
+def test_other_shapes_do_not_recompile_compiled_blocks() -> None:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    step, model, _ = _linear_step()
+    model.compile(backend="eager", dynamic=False)  # Dynamo only: the tracing is what is counted
+    step(_batch(4), (0, 0, 0))
+    step(_batch(4, seed=1), (1, 0, 1))
+    assert counters["stats"]["unique_graphs"] == 1
+    step(_batch(2), (2, 0, 2))  # runs eagerly, compiled module included
+    assert counters["stats"]["unique_graphs"] == 1 and step.eager_steps == 1
+
+
 def test_learning_rate_is_a_tensor_the_schedule_fills_in_place() -> None:
     step, _, scheduler = _linear_step()
     group = step.optimizer.param_groups[0]

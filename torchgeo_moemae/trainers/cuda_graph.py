@@ -137,8 +137,9 @@ class GraphedTrainStep:
 
     The first batch fixes the static shapes. Each later batch of the same keys, shapes and dtypes
     is copied into the static buffers and replayed (or, without capture, run on them eagerly);
-    a batch of any other shape (the last, partial batch of an epoch) runs eagerly and is counted
-    in :attr:`eager_steps`: the graph is never silently recaptured. The first ``warmup_steps``
+    a batch of any other shape (the last, partial batch of an epoch) runs eagerly (compiled
+    blocks included) and is counted in :attr:`eager_steps`: nothing is silently recaptured or
+    recompiled. The first ``warmup_steps``
     full batches run eagerly on a side stream (they create the optimiser state and the libraries'
     workspaces, which a capture cannot), then the next one is captured and replayed.
 
@@ -213,7 +214,9 @@ class GraphedTrainStep:
             self.static = {k: torch.empty_like(v) for k, v in batch.items()}
         if not self.fits(batch):
             self.eager_steps += 1
-            return self._eager(dict(batch))
+            # compiled blocks run eagerly too: a new shape would otherwise compile them all again
+            with torch.compiler.set_stance("force_eager"):
+                return self._eager(dict(batch))
         for key, value in batch.items():
             self.static[key].copy_(value, non_blocking=True)
         self.static_steps += 1

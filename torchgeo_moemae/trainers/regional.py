@@ -31,9 +31,10 @@ def compile_blocks(model: nn.Module, **kwargs: Any) -> int:
     """
     blocks = [m for m in model.modules() if isinstance(m, MoEBlock)]
     distinct = {tuple((n, p.shape) for n, p in b.named_parameters()) for b in blocks}
-    # each distinct block is one cache entry of the shared code object: allow them all
+    # each distinct block (and batch shape) is one cache entry of the shared code object
+    # (Module._call_impl): allow them all, for a few batch shapes (e.g. benchmarks' settings)
     limit = torch._dynamo.config.recompile_limit
-    torch._dynamo.config.recompile_limit = max(limit, len(distinct) + 1)
+    torch._dynamo.config.recompile_limit = max(limit, 4 * len(distinct))
     kwargs.setdefault("dynamic", False)  # dynamic shapes cost more to compile, and run slower
     for block in blocks:
         block.compile(**kwargs)
