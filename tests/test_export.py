@@ -210,3 +210,22 @@ def test_failed_export_leaves_no_partial_file(
         export_encoder(path, out, overwrite=True)
     assert [p.name for p in out.iterdir()] == ["model.safetensors"]
     assert (out / "model.safetensors").read_bytes() == b"previous export"
+
+
+def test_export_config_describes_what_was_trained(
+    checkpoint: tuple[Path, MoEMAEPretrainTask], tmp_path: Path
+) -> None:
+    """An export of a short run claimed the authors' tag, URL and paper in its config.json."""
+    from torchgeo_moemae.export import AUTHORS_FIELDS
+    from torchgeo_moemae.utils import file_sha256
+
+    path, _ = checkpoint
+    config = json.loads((export_encoder(path, tmp_path / "out") / "config.json").read_text())
+    assert not set(AUTHORS_FIELDS) & set(config["pretrained_cfg"])
+    trained = config["trained_with"]
+    assert trained["weights"] == {
+        "description": f"{path}, {file_sha256(path)}",
+        "source": str(path),
+        "sha256": file_sha256(path),
+    }
+    assert trained["model"] == "moemae_landsat_xxs" and trained["package_version"]

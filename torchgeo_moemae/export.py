@@ -26,7 +26,8 @@ from timm.models import save_for_hf
 from .checkpoints import read_lightning_checkpoint
 from .models import MoEMAE, create_mae, load_checkpoint
 from .models.checkpoint import EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
-from .outputs import atomic_output, check_output
+from .outputs import atomic_output, check_output, provenance_record
+from .utils import file_sha256
 
 __all__ = [
     "EXPORT_FILES",
@@ -38,6 +39,11 @@ __all__ = [
 
 #: the files an export writes (timm's Hub layout, then the full MAE)
 EXPORT_FILES = (EXPORT_WEIGHTS_FILENAME, "config.json", MAE_FILENAME)
+
+
+#: ``pretrained_cfg`` fields of the registered models that describe the authors' published weights
+#: (their tag, licence, paper and code), not weights trained here: left out of an export
+AUTHORS_FIELDS = ("tag", "license", "paper_name", "paper_ids", "origin_url", "hf_hub_id", "url")
 
 
 def check_export_folder(out_dir: str | Path, overwrite: bool = False) -> Path:
@@ -123,8 +129,22 @@ def export_encoder(
     hour_args: dict[str, Any] = {"hour_encoding": mae.encoder.hour_encoding}
     encoder = timm.create_model(arch, **hour_args)
     encoder.load_state_dict(mae.encoder.state_dict())
+    # config.json describes these weights: what they were trained from, not the authors' release
+    cfg: dict[str, Any] = dict(encoder.pretrained_cfg)  # type: ignore[arg-type]
+    encoder.pretrained_cfg = {k: v for k, v in cfg.items() if k not in AUTHORS_FIELDS}  # type: ignore[assignment]
+    source: dict[str, str | None] = {"source": f"{type(checkpoint).__name__} in memory"}
+    if isinstance(checkpoint, str | Path):
+        source = {"source": str(checkpoint), "sha256": file_sha256(checkpoint)}
+    description = ", ".join(v for v in source.values() if v)
+    trained = provenance_record({"description": description, **source}, arch)
     with atomic_output(out) as staging:
-        save_for_hf(encoder, str(staging), safe_serialization=True, model_args=hour_args)
+        save_for_hf(
+            encoder,
+            str(staging),
+            safe_serialization=True,
+            model_args=hour_args,
+            model_config={"trained_with": trained},
+        )
         if save_mae:
             state = {k: v.detach().cpu().contiguous() for k, v in mae.state_dict().items()}
             save_file(

@@ -28,6 +28,7 @@ import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "OVERWRITE_HINT",
@@ -35,6 +36,7 @@ __all__ = [
     "atomic_path",
     "check_output",
     "partial_path",
+    "provenance_record",
     "remove_stale_partials",
 ]
 
@@ -234,3 +236,27 @@ def atomic_output(out_dir: str | Path) -> Iterator[Path]:
             os.replace(item, out / item.name)
     finally:
         _remove(staging)
+
+
+def provenance_record(weights: Any, model: str | None, **fields: Any) -> dict[str, Any]:
+    """What made an output, for its record (manifest, GeoTIFF tags, probe JSON, export config).
+
+    Args:
+        weights: a :class:`~torchgeo_moemae.models.Provenance` (the weights entry, the file read
+            and its SHA-256, or ``"random init"``), or a mapping already made by this function.
+        model: the timm architecture.
+        **fields: more fields (e.g. ``pool``).
+
+    Returns:
+        ``{"weights": {...}, "model": ..., **fields, "package": ..., "package_version": ...}``.
+    """
+    from . import __version__
+
+    record = weights.to_dict() if hasattr(weights, "to_dict") else dict(weights)
+    return {
+        "weights": record,
+        "model": model,
+        **fields,
+        "package": "torchgeo-moemae",
+        "package_version": __version__,
+    }

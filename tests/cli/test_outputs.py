@@ -69,7 +69,7 @@ def _commands(ws: dict[str, Path], out: Path) -> dict[str, list[str]]:
 #: where each command is interrupted, after its partial output exists
 INTERRUPT_AT = {
     "embed": "torchgeo_moemae.probe.embed._allocate",
-    "pack": "torchgeo_moemae.datasets.packed._sha256",
+    "pack": "torchgeo_moemae.datasets.packed.file_sha256",
     "export": "torchgeo_moemae.export.save_file",
     "probe": "torchgeo_moemae.probe.api.fit_predict",
 }

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from torchgeo_moemae.cli import main
 from torchgeo_moemae.scene import embed_scene, load_scene_encoder
+from torchgeo_moemae.utils import file_sha256
 
 
 def embed_scene_args(product: Path, out: Path) -> list[str]:
@@ -47,6 +48,10 @@ def test_embed_scene_with_weights_matches_api(product: Path, tmp_path: Path) -> 
     ]
     assert main([*args, "--pool", "avg", "--stride", "30", "--no-progress", "--no-quicklook"]) == 0
     assert not out.with_suffix(".png").exists()
+    with rasterio.open(out) as src:  # which weights, model and package made the map
+        tags = src.tags()
+    assert tags["weights_sha256"] == file_sha256(weights) and tags["model"] == "moemae_landsat_xxs"
+    assert tags["package_version"].startswith("torchgeo-moemae ")
     encoder, source = load_scene_encoder("XXS", weights)
     assert source.source == str(weights) and source.sha256 is not None
     api = embed_scene(product, tmp_path / "api.tif", encoder, pool="avg", stride=30, progress=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..outputs import check_output
+from ..outputs import check_output, provenance_record
 from .common import (
     CommandError,
     add_dataset_arguments,
@@ -118,15 +118,18 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Embed each split and print where the features went."""
-    from ..models import create_encoder
+    from ..models import RANDOM_INIT, create_encoder, read_weights
     from ..probe.embed import extract_embeddings
 
-    encoder = create_encoder(args.model, args.weights)
+    checkpoint = read_weights(args.weights)
+    encoder = create_encoder(args.model, checkpoint)
     datamodule = make_datamodule(args, batch_size=args.batch_size, num_workers=args.num_workers)
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
+    model_name = cfg.get("architecture", args.model)
     info = {
-        "model_name": cfg.get("architecture", args.model),
-        "weights": str(args.weights) if args.weights else "random init",
+        # which weights, model and package made these embeddings (the pool is added per folder)
+        **provenance_record(checkpoint.provenance if checkpoint else RANDOM_INIT, model_name),
+        "model_name": model_name,
         "dataset_name": args.dataset,
         "root": str(args.root),
     }

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         quicklook=args.quicklook,
         progress=args.progress,
         overwrite=args.overwrite,
+        weights=weights,
     )
     print(f"{out} (weights: {weights})")
     if args.quicklook:

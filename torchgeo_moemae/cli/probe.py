@@ -26,6 +26,10 @@ micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 """
 
 
+#: the fields of an embedding manifest that say what made the embeddings
+PROVENANCE_KEYS = ("weights", "model", "pool", "prenorm", "dataset", "N", "package_version")
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae probe``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -90,11 +94,13 @@ def check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Probe each pool; print the table; save JSON and Markdown."""
+    from .. import __version__
     from ..probe.api import probe_embeddings
     from ..probe.embed import embedding_dir, load_embeddings
     from ..probe.metrics import format_metrics_table, save_metrics
 
     results: dict[str, dict[str, float]] = {}
+    made_by: dict[str, dict[str, dict[str, Any]]] = {}
     for pool in _pools(args):
         train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
         evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
@@ -117,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = probe_embeddings(train, evaluation, args.method, args.seed, **kwargs)
         metrics["seconds"] = time.perf_counter() - start
         results[pool] = metrics
+        made_by[pool] = {
+            split: {key: emb.manifest.get(key) for key in PROVENANCE_KEYS}
+            for split, emb in ((args.train_split, train), (args.eval_split, evaluation))
+        }
         print(f"{pool}: done in {metrics['seconds']:.1f} s", flush=True)
     print(format_metrics_table(results, percent=args.percent))
     if args.out is not None:
@@ -126,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
             "train_split": args.train_split,
             "eval_split": args.eval_split,
             "results": results,
+            # which weights, model, pool and package made the embeddings of each result
+            "embeddings_provenance": made_by,
+            "package_version": __version__,
         }
         save_metrics(payload, args.out, results, percent=args.percent)
         print(f"wrote {args.out} and {args.out.with_suffix('.md')}")

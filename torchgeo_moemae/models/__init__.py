@@ -17,6 +17,7 @@ from .factory import (
     get_model,
     load_checkpoint,
     read_checkpoint,
+    read_weights,
     timm_name,
 )
 from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
@@ -68,6 +69,7 @@ __all__ = [
     "patchify",
     "random_masking",
     "read_checkpoint",
+    "read_weights",
     "skip_value_checks",
     "timm_name",
     "unpatchify",

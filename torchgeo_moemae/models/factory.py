@@ -53,6 +53,7 @@ __all__ = [
     "get_model",
     "load_checkpoint",
     "read_checkpoint",
+    "read_weights",
     "timm_name",
 ]
 
@@ -117,8 +118,12 @@ def load_checkpoint(
     return model
 
 
-def _read(weights: Weights | None) -> Checkpoint | None:
-    """Weights read once (a weights name is looked up first); None for a random initialisation."""
+def read_weights(weights: Weights | None) -> Checkpoint | None:
+    """Weights read once (a weights name is looked up first); None for a random initialisation.
+
+    What :func:`create_encoder` and :func:`create_mae` do with ``weights``; a caller that also
+    records where the weights came from (``.provenance``) reads them here and passes the result.
+    """
     if weights is None:
         return None
     if isinstance(weights, str) and "_Weights." in weights and not Path(weights).exists():
@@ -157,7 +162,7 @@ def create_encoder(
             not fit the model (wrong size).
         FileNotFoundError: if the weights do not exist.
     """
-    checkpoint = _read(weights)
+    checkpoint = read_weights(weights)
     name = _pick_name(model, checkpoint)
     if _is_moemae(name):
         if checkpoint is not None:  # weights keep the hour rule they were trained with
@@ -200,7 +205,7 @@ def create_mae(
     """
     if isinstance(weights, str | Path) and (Path(weights) / MAE_FILENAME).is_file():
         weights = Path(weights) / MAE_FILENAME  # an export folder's full MAE
-    checkpoint = _read(weights)
+    checkpoint = read_weights(weights)
     name = timm_name(_pick_name(model, checkpoint), True)
     if hour_encoding is None:
         hour_encoding = "utc" if checkpoint is None else checkpoint.hour_encoding

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
-from ..outputs import check_output
+from ..outputs import check_output, provenance_record
 from ..probe.featurizer import DEFAULT_POOL, Featurizer
 from ..probe.featurizer import POOLS as FEATURIZER_POOLS
 from ..transforms import normalize_dn
@@ -127,6 +127,7 @@ def embed_scene(
     quicklook: bool = True,
     progress: bool = True,
     overwrite: bool = False,
+    weights: Any = None,
 ) -> Path:
     """Embed every window of a scene and write the embedding map as a Cloud-Optimized GeoTIFF.
 
@@ -158,6 +159,9 @@ def embed_scene(
         device: where the encoder runs (default: where its parameters are).
         quicklook: also write the PCA-RGB quicklook ``out_path.with_suffix(".png")``.
         progress: show a progress bar.
+        weights: where the encoder's weights came from (the
+            :class:`~torchgeo_moemae.models.Provenance` :func:`load_scene_encoder` returns),
+            recorded in the tags with the model and package version; None: "not recorded".
         overwrite: replace an existing ``out_path`` (and quicklook); without it they are kept and
             a ``FileExistsError`` is raised before any window is read.
 
@@ -193,6 +197,16 @@ def embed_scene(
             window_size=size,
             time=repr(reader.time),
             normalisation="BigEarthNet-L z-score of Collection 2 DN",
+        )
+        record = provenance_record(
+            weights if weights is not None else {"description": "not recorded"},
+            (getattr(encoder, "pretrained_cfg", None) or {}).get("architecture"),
+        )
+        tags.update(
+            weights=record["weights"]["description"],
+            weights_sha256=record["weights"].get("sha256") or "",
+            model=record["model"],
+            package_version=f"{record['package']} {record['package_version']}",
         )
         encoder = encoder.to(device)
         featurizer = Featurizer(encoder)
