@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_output
-from .common import CommandError, add_overwrite_argument, check_input
+from .common import CommandError, add_overwrite_argument, check_input, default_workers
 
 #: the files ``moemae evaluate`` writes in --out
 OUTPUTS = ("evaluation.json", "evaluation.md")
@@ -77,7 +77,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cache", type=Path, help="embedding cache (default: OUT/cache)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, default=4)
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=default_workers(),
+        help="data-loader worker processes (default: from the core count, %(default)s)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
