@@ -25,6 +25,21 @@ def test_iso_week_and_hour_match_datetime() -> None:
         assert (w, h) == (d.isocalendar().week, d.hour), d
 
 
+def test_iso_week_across_century_leap_rules() -> None:
+    """Days around New Year and February's end in years that are, or are not, leap by the 100/400 rules."""
+    stamps = []
+    for year in (1600, 1700, 1900, 2000, 2100, 2400):
+        for month, day in ((1, 1), (2, 28), (3, 1), (12, 25)):
+            base = dt.datetime(year, month, day, tzinfo=dt.UTC).timestamp()
+            stamps += [base + d * 86_400 + 7_201 for d in range(-3, 11)]
+    week, hour = iso_week_and_utc_hour(torch.tensor(stamps, dtype=torch.float64))
+    for s, w, h in zip(stamps, week.tolist(), hour.tolist(), strict=True):
+        d = dt.datetime.fromtimestamp(s, tz=dt.UTC)
+        assert (w, h) == (d.isocalendar().week, d.hour), d
+    week, hour = iso_week_and_utc_hour(torch.tensor([float("nan")], dtype=torch.float64))
+    assert week.isnan().all() and hour.isnan().all()  # missing stays missing
+
+
 def test_encoding_values_and_missing() -> None:
     t = dt.datetime(2017, 6, 13, 10, 10, 31, tzinfo=dt.UTC).timestamp()  # ISO week 24, 10 h UTC
     lat = torch.tensor([52.0, float("nan")])
