@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 from torchgeo_moemae.models import create_mae
 from torchgeo_moemae.trainers.evaluate import masked_reconstruction_loss
 
+#: the warnings of the module's quickstart run
+WARNINGS: list[str] = []
+
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
@@ -27,10 +31,12 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     out = tmp_path_factory.mktemp("quickstart")
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             code = moemae_main(["quickstart", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
+    WARNINGS[:] = [str(w.message) for w in caught]
     assert code == 0
     return out, json.loads((out / "metrics.json").read_text()), printed.getvalue()
 
@@ -62,6 +68,13 @@ def _held_out(
         source = "generated test split"
     dm.setup("test")
     return source, list(dm.test_dataloader()), dm.aug
+
+
+def test_run_is_free_of_library_noise(quickstart: tuple[Path, dict[str, Any], str]) -> None:
+    # LightningCLI saw the command's own argv; torchmetrics warned once per pool about classes
+    # absent from the small test split
+    noise = ("args parameter", "No positive samples")
+    assert not [w for w in WARNINGS if any(n in w for n in noise)]
 
 
 def test_masked_reconstruction_improves_on_held_out_patches(

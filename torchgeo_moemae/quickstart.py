@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+import unittest.mock
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,15 +147,17 @@ def run_quickstart(
     cfg = yaml.safe_load(Path(config).read_text())
     cfg["seed_everything"] = seed
     _relocate(cfg, out, data, max_epochs)
-    cli = LightningCLI(
-        model_class=BaseTask,
-        datamodule_class=BaseDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        run=False,
-        args=cfg,
-    )
+    # LightningCLI warns when it gets both args and a command line: the command line is ours
+    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
+        cli = LightningCLI(
+            model_class=BaseTask,
+            datamodule_class=BaseDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            run=False,
+            args=cfg,
+        )
     task, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     if not isinstance(task, MoEMAEPretrainTask):
         raise TypeError(f"{config}: model must be MoEMAEPretrainTask, got {type(task).__name__}")

@@ -99,3 +99,14 @@ def test_dataset_commands_offer_the_options(
     out = capsys.readouterr().out
     assert "--on-error {raise,skip}" in out and "--max-fill-fraction F" in out
     assert "--threads" in out and "--debug" in out
+
+
+def test_ctrl_c_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    args = argparse.Namespace(command="embed", threads=0, debug=False)
+    assert run_command(interrupted, args) == 130
+    assert capsys.readouterr().err == "moemae embed: interrupted\n"
+    with pytest.raises(KeyboardInterrupt):  # --debug shows the traceback
+        run_command(interrupted, argparse.Namespace(command="embed", threads=0, debug=True))

@@ -49,3 +49,15 @@ def test_multiclass_metrics_match_sklearn() -> None:
         )
     table = format_metrics_table({"cls": got}, percent=True)
     assert "OA" in table and "| cls |" in table
+
+
+def test_absent_class_counts_zero_without_warning(recwarn: pytest.WarningsRecorder) -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random((50, 5)) < 0.4).astype(np.int64)
+    y[:, 3] = 0  # a class the evaluation split does not hold
+    p = rng.random((50, 5)).astype(np.float32)
+    got = compute_metrics(y, p, "multilabel")
+    present = [c for c in range(5) if c != 3]
+    per_class = [skm.average_precision_score(y[:, c], p[:, c]) for c in present]
+    assert got["map_macro"] == pytest.approx(sum(per_class) / 5, abs=1e-5)
+    assert not [w for w in recwarn if "No positive samples" in str(w.message)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lightning.pytorch import LightningModule
 from torchgeo.main import main as torchgeo_main
 
@@ -95,3 +96,35 @@ def test_torchgeo_cli_runs_config(
     monkeypatch.setattr(task, step, spy)
     torchgeo_main(args)
     assert calls == [2]
+
+
+def test_val_loss_checkpoint_waits_for_validation(
+    roots: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    """A run without validation (``limit_val_batches=0``) does not make the best-``val_loss``
+    checkpoint warn at each train epoch end with every logged metric name."""
+    monkeypatch.chdir(tmp_path)
+    config = REPO / "torchgeo_moemae" / "configs" / "quickstart.yaml"
+    args = [
+        "fit",
+        "--config",
+        str(config),
+        f"--data.init_args.root={roots['BigEarthNetLSDataModule']}",
+        "--data.init_args.batch_size=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=1",
+        "--trainer.limit_val_batches=0",
+        "--trainer.enable_progress_bar=false",
+        "--model.init_args.log_figures=false",
+    ]
+    torchgeo_main(args)
+    assert not [w for w in recwarn if "could not find the monitored key" in str(w.message)]
+    # and every shipped config ranks by val_loss only after validation
+    for path in CONFIGS:
+        for callback in yaml.safe_load(path.read_text())["trainer"].get("callbacks", []):
+            if callback["init_args"].get("monitor") == "val_loss":
+                assert callback["init_args"]["save_on_train_epoch_end"] is False, path

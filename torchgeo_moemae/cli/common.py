@@ -247,6 +247,11 @@ def run_command(
 
             torch.set_num_threads(args.threads)
         return int(run(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"moemae {args.command}: interrupted", file=sys.stderr)
+        return 130  # the shell's code for a SIGINT
     except USER_ERRORS as err:
         if args.debug:
             raise

@@ -32,6 +32,8 @@ from torchmetrics.classification import (
     MultilabelPrecision,
     MultilabelRecall,
 )
+from torchmetrics.functional.classification import multilabel_average_precision
+from torchmetrics.utilities import dim_zero_cat
 
 from ..outputs import atomic_path
 
@@ -60,6 +62,28 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+class MacroAveragePrecision(MultilabelAveragePrecision):
+    """Macro mAP where a class absent from the targets counts as 0, as the module's conventions say.
+
+    torchmetrics gives such a class the same 0 but warns for each ("No positive samples found in
+    target"), once per probe and pool; here only the present classes go through it.
+    """
+
+    def __init__(self, num_labels: int) -> None:
+        super().__init__(num_labels=num_labels, average="none")
+
+    def compute(self) -> Tensor:  # type: ignore[override]
+        """Mean over all classes of the per-class average precision (0 without positives)."""
+        preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
+        present = (target == 1).any(dim=0)
+        scores = torch.zeros(self.num_labels, dtype=torch.float32, device=preds.device)
+        if present.any():
+            scores[present] = multilabel_average_precision(
+                preds[:, present], target[:, present], int(present.sum()), average="none"
+            ).float()
+        return scores.mean()
+
+
 def make_metric_collection(
     task: Task, num_classes: int, threshold: float = 0.5, prefix: str | None = None
 ) -> MetricCollection:
@@ -79,7 +103,7 @@ def make_metric_collection(
             "f1_micro": MultilabelF1Score(average="micro", **kw),
             "f1_macro": MultilabelF1Score(average="macro", **kw),
             "map_micro": MultilabelAveragePrecision(num_labels=num_classes, average="micro"),
-            "map_macro": MultilabelAveragePrecision(num_labels=num_classes, average="macro"),
+            "map_macro": MacroAveragePrecision(num_labels=num_classes),
         }
     elif task == "multiclass":
         kw = {"num_classes": num_classes}
