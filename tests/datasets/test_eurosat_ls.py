@@ -72,6 +72,30 @@ def test_download_and_checksum(
         EuroSATLS(root, checksum=True)
 
 
+def test_download_offline_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download went through urllib despite HF_HUB_OFFLINE, ending in a raw URLError."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match="HF_HUB_OFFLINE is set") as info:
+        EuroSATLS(tmp_path, download=True)
+    assert "\n" not in str(info.value) and "eurosat-train.txt" in str(info.value)
+
+
+def test_failed_download_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.error
+
+    def unreachable(url: str, root: str, filename: str | None = None, **kwargs: object) -> None:
+        (Path(root) / str(filename)).write_bytes(b"half a file")
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("torchgeo_moemae.datasets.base.download_url", unreachable)
+    with pytest.raises(ConnectionError, match=r"could not download .*name resolution"):
+        EuroSATLS(tmp_path, download=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_split_md5s_are_torchgeos() -> None:
     from torchgeo.datasets import EuroSAT
 

@@ -79,3 +79,16 @@ def test_linear_probe_is_the_paper_protocol_by_hand(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["metrics"]["map_micro"] == metrics["map_micro"]
     assert "mAP (micro)" in (tmp_path / "out" / "metrics.md").read_text()
+
+
+def test_sklearn_probe_shows_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sklearn probe on all-token features ran for minutes without a sign of life."""
+    from torchgeo_moemae.probe.sklearn_probe import fit_sklearn_probe
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 4)), (rng.random((30, 3)) > 0.5).astype(np.int64)
+    fit_sklearn_probe(x, y, max_iter=5, progress=True)
+    err = capsys.readouterr().err
+    assert "sklearn probe (30 x 4, 3 one-vs-rest fits)" in err and "elapsed" in err
+    fit_sklearn_probe(x, y, max_iter=5)
+    assert capsys.readouterr().err == ""

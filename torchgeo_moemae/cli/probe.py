@@ -111,10 +111,9 @@ def run(args: argparse.Namespace) -> int:
         }
         if args.max_iter is not None:
             kwargs["max_iter"] = args.max_iter
+        kwargs["progress"] = True  # the sklearn fit shows its elapsed time, the torch one its steps
         if args.method == "torch":
-            kwargs.update(
-                device=args.device, epochs=args.epochs, optimizer=args.optimizer, progress=True
-            )
+            kwargs.update(device=args.device, epochs=args.epochs, optimizer=args.optimizer)
         print(
             f"{pool}: fitting the {args.method} probe on {len(train)} x {train.features.shape[1]} ...",
             flush=True,

@@ -12,6 +12,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
 from torchgeo.datasets.utils import download_url, extract_archive
 
+from ..outputs import atomic_path
 from .utils import (
     InvalidSampleError,
     MissingSampleFileError,
@@ -170,6 +171,8 @@ class LandsatBenchDataset(NonGeoDataset, abc.ABC):
 
         Raises:
             DatasetNotFoundError: if a ``required`` file is absent and ``download`` is False.
+            ConnectionError: (one line) if the file must be downloaded but ``HF_HUB_OFFLINE`` is
+                set (the files are on the Hugging Face Hub) or the download fails.
         """
         path = os.path.join(self.root, filename)
         if not os.path.isfile(path):
@@ -177,9 +180,29 @@ class LandsatBenchDataset(NonGeoDataset, abc.ABC):
                 if required:
                     raise DatasetNotFoundError(self)
                 return path
+            url = base_url + filename
+            if url.startswith(("http://", "https://")) and _hub_offline():
+                raise ConnectionError(
+                    f"{path} is missing and HF_HUB_OFFLINE is set, so {url} is not downloaded: "
+                    f"unset HF_HUB_OFFLINE, or download it elsewhere and put it at {path}"
+                )
             os.makedirs(self.root, exist_ok=True)
             # md5 is checked below rather than by download_url, so that files already on disk
-            # (and those copied by a test's patched downloader) are verified the same way.
-            download_url(base_url + filename, self.root, filename=filename)
+            # (and those copied by a test's patched downloader) are verified the same way. The
+            # file appears under its name only once complete.
+            try:
+                with atomic_path(Path(path)) as partial:
+                    download_url(url, self.root, filename=partial.name)
+            except OSError as err:  # urllib's URLError: no network, DNS, HTTP errors
+                reason = getattr(err, "reason", None) or err
+                raise ConnectionError(
+                    f"could not download {url} ({reason}); check the connection, or download it "
+                    f"elsewhere and put it at {path}"
+                ) from err
         verify_md5(path, self.md5s.get(filename), self.checksum)
         return path
+
+
+def _hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is set (read now, with huggingface_hub's notion of true)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}

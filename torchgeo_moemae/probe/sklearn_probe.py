@@ -7,7 +7,10 @@ memory: for BigEarthNet-L's all-token features (16 GB) use :mod:`~torchgeo_moema
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
 
 __all__ = ["fit_sklearn_probe", "sklearn_predict_proba"]
 
@@ -31,6 +35,7 @@ def fit_sklearn_probe(
     n_jobs: int | None = None,
     seed: int = 0,
     quiet: bool = True,
+    progress: bool = False,
 ) -> Any:
     """Fit ``LogisticRegression(C, solver, max_iter)`` (one-vs-rest for multi-hot labels).
 
@@ -45,6 +50,8 @@ def fit_sklearn_probe(
         n_jobs: parallel one-vs-rest fits.
         seed: ``random_state`` of the stochastic solver.
         quiet: silence convergence warnings (SAG often stops at ``max_iter`` on raw features).
+        progress: show the elapsed time while scikit-learn fits (it reports nothing itself; the
+            paper's probe on all-token features takes minutes).
     """
     task = task or ("multilabel" if labels.ndim == 2 else "multiclass")
     lr = LogisticRegression(C=C, solver=solver, max_iter=max_iter, random_state=seed)
@@ -53,12 +60,39 @@ def fit_sklearn_probe(
         est = make_pipeline(StandardScaler(), est)
     x = np.asarray(features, dtype=np.float32)
     y = np.asarray(labels)
-    with warnings.catch_warnings():
+    what = f"{y.shape[1]} one-vs-rest fits" if task == "multilabel" else "multinomial fit"
+    with (
+        warnings.catch_warnings(),
+        _elapsed(f"sklearn probe ({x.shape[0]} x {x.shape[1]}, {what})", progress),
+    ):
         if quiet:
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.filterwarnings("ignore", message="Label not .* present in all training")
         est.fit(x, y)
     return est
+
+
+@contextmanager
+def _elapsed(desc: str, enabled: bool, every: float = 1.0) -> Iterator[None]:
+    """A one-line display of the time spent in the block, refreshed every ``every`` seconds."""
+    if not enabled:
+        yield
+        return
+    bar = tqdm(desc=desc, bar_format="{desc}: {elapsed} elapsed", total=None)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
 
 
 def sklearn_predict_proba(
