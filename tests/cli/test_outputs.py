@@ -267,3 +267,30 @@ def test_spelled_out_names_match_the_library() -> None:
 
     assert embed.POOLS == probe.POOLS and embed_scene.POOLS == scene.POOLS
     assert export_cli.EXPORT_FILES == export.EXPORT_FILES
+
+
+def test_quickstart_and_analyze_check_their_outputs_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier quickstart run is kept; an analysis figure under a file fails before any work."""
+    monkeypatch.setattr("torchgeo_moemae.quickstart.run_quickstart", None)
+    earlier = tmp_path / "qs"
+    earlier.mkdir()
+    (earlier / "metrics.json").write_text("{}")
+    assert main(["quickstart", "--out", str(earlier)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    argv = ["analyze", "sparsity", "--model", "XXS", "--out", str(afile / "table")]
+    assert main(argv) == 2
+    assert f"{afile} is a file" in capsys.readouterr().err
+
+
+def test_pack_folders_get_ordinary_permissions(workspace: dict[str, Path], tmp_path: Path) -> None:
+    """Pack folders were created 0700 (tempfile.mkdtemp)."""
+    previous = os.umask(0o022)
+    try:
+        assert main(_commands(workspace, tmp_path / "packs")["pack"]) == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "packs" / "test").stat().st_mode & 0o777 == 0o755

@@ -72,6 +72,7 @@ def test_embed_scene_interrupted_keeps_previous_outputs(
     argv = [*embed_scene_args(product, out), "--random-init", "--no-progress"]
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert main(argv) == 2  # kept unless --overwrite
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
