@@ -87,6 +87,17 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
     monkeypatch.setattr(target, interrupted)
 
 
+def _forbid_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heavy work of each command fails: a refusal must come before it."""
+    for target in (
+        "torchgeo_moemae.models.create_encoder",
+        "torchgeo_moemae.datasets.packed._write_images",
+        "torchgeo_moemae.export.load_pretrain_checkpoint",
+        "torchgeo_moemae.probe.api.fit_predict",
+    ):
+        monkeypatch.setattr(target, None)
+
+
 def _run(argv: list[str]) -> int:
     try:
         return main(argv)
@@ -125,11 +136,7 @@ def test_existing_outputs_are_kept_unless_overwrite(
         assert main(argv) == 0
         assert _tree(out) == before
         argv = [*argv, "--patch-size", "32"]
-    # the refusal comes before any work: the work itself would fail
-    monkeypatch.setattr("torchgeo_moemae.models.create_encoder", None)
-    monkeypatch.setattr("torchgeo_moemae.datasets.packed._write_images", None)
-    monkeypatch.setattr("torchgeo_moemae.export.load_pretrain_checkpoint", None)
-    monkeypatch.setattr("torchgeo_moemae.probe.api.fit_predict", None)
+    _forbid_work(monkeypatch)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--overwrite" in err, err
@@ -147,8 +154,7 @@ def test_output_under_a_file_fails_before_any_work(
     """`moemae probe --out afile/r.json` computed the whole probe, then failed."""
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
-    monkeypatch.setattr("torchgeo_moemae.probe.api.fit_predict", None)
-    monkeypatch.setattr("torchgeo_moemae.models.create_encoder", None)
+    _forbid_work(monkeypatch)
     assert main(_commands(workspace, afile / "out")[command]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{afile} is a file" in err, err

@@ -32,7 +32,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,7 @@ __all__ = [
     "one_line",
     "progress",
     "run_command",
+    "split_names",
 ]
 
 T = TypeVar("T")
@@ -115,6 +116,17 @@ def default_workers() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     usable = usable or 1
     return 0 if usable <= 2 else min(4, usable - 1)
+
+
+def split_names(value: str, option: str, choices: Sequence[str] | None = None) -> list[str]:
+    """The names of a comma-separated option (``--split train,test``), checked against ``choices``."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise CommandError(f"{option} names nothing")
+    for name in names:
+        if choices is not None and name not in choices:
+            raise CommandError(f"{option} {name!r}: expected one of {', '.join(choices)}")
+    return names
 
 
 def check_input(path: Path, what: str, kind: str = "any") -> Path:

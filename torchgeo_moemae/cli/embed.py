@@ -7,13 +7,13 @@ from pathlib import Path
 
 from ..outputs import check_output, provenance_record
 from .common import (
-    CommandError,
     add_dataset_arguments,
     add_overwrite_argument,
     check_dataset_root,
     check_weights,
     default_workers,
     make_datamodule,
+    split_names,
 )
 
 #: ``--pool`` names (:data:`torchgeo_moemae.probe.POOLS`, spelled out so that parsing the
@@ -96,22 +96,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _names(value: str, what: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    if not names:
-        raise CommandError(f"{what} names nothing")
-    return names
-
-
 def check(args: argparse.Namespace) -> None:
     """Weights, dataset root, pools and every output folder, before anything is loaded."""
     check_weights(args.weights, args.random_init)
     check_dataset_root(args)
-    pools = _names(args.pool, "--pool")
-    for pool in pools:
-        if pool not in POOLS:
-            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOLS)}")
-    for split in _names(args.split, "--split"):
+    pools = split_names(args.pool, "--pool", POOLS)
+    for split in split_names(args.split, "--split"):
         for pool in pools:
             check_output(args.out / f"{split}_{pool}", folder=True, overwrite=args.overwrite)
 
@@ -133,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset_name": args.dataset,
         "root": str(args.root),
     }
-    for split in _names(args.split, "--split"):
+    for split in split_names(args.split, "--split"):
         out = extract_embeddings(
             encoder,
             datamodule,

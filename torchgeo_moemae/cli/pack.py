@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_output
-from .common import CommandError, add_dataset_arguments, check_dataset_root
+from .common import add_dataset_arguments, check_dataset_root, split_names
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -26,17 +26,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _splits(args: argparse.Namespace) -> list[str]:
-    splits = [s.strip() for s in args.split.split(",") if s.strip()]
-    if not splits:
-        raise CommandError("--split names no split")
-    return splits
-
-
 def check(args: argparse.Namespace) -> None:
     """The dataset root and the pack folders, before the dataset is read."""
     check_dataset_root(args)
-    for split in _splits(args):
+    for split in split_names(args.split, "--split"):
         check_output(args.out / split, folder=True, overwrite=True, what="pack folder")
 
 
@@ -44,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
     from ..datasets.packed import pack_dataset
 
-    for split in _splits(args):
+    for split in split_names(args.split, "--split"):
         path = pack_dataset(
             args.dataset,
             args.out / split,

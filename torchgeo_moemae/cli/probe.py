@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..outputs import check_output
-from .common import CommandError, add_overwrite_argument, check_input
+from .common import add_overwrite_argument, check_input, split_names
 from .embed import DEFAULT_POOL, POOLS
 
 EPILOG = """\
@@ -66,20 +66,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _pools(args: argparse.Namespace) -> list[str]:
-    pools = [p.strip() for p in args.pool.split(",") if p.strip()]
-    if not pools:
-        raise CommandError("--pool names nothing")
-    for pool in pools:
-        if pool not in POOLS:
-            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOLS)}")
-    return pools
-
-
 def check(args: argparse.Namespace) -> None:
     """The embedding directories exist and the outputs can be written, before any work."""
     check_input(args.embeddings, "--embeddings", "folder")
-    for pool in _pools(args):
+    for pool in split_names(args.pool, "--pool", POOLS):
         for split in dict.fromkeys((args.train_split, args.eval_split)):
             folder = args.embeddings / f"{split}_{pool}"
             if not (folder / "manifest.json").is_file():
@@ -101,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     results: dict[str, dict[str, float]] = {}
     made_by: dict[str, dict[str, dict[str, Any]]] = {}
-    for pool in _pools(args):
+    for pool in split_names(args.pool, "--pool", POOLS):
         train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
         evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
         kwargs: dict[str, Any] = {
