@@ -118,3 +118,14 @@ def test_resumed_run_matches_uninterrupted(
     assert not [w for w in recwarn if "not resumable" in str(w.message)]
     for name, value in whole.items():
         assert torch.equal(resumed[name], value), name
+
+
+def test_lightning_can_swap_the_sampler(
+    ben_synthetic: Path, tmp_path: Path, make_trainer: Callable[..., Trainer]
+) -> None:
+    """``overfit_batches`` rebuilds the train loader with Lightning's own sampler: the loader is
+    then a plain DataLoader (not resumable) instead of failing."""
+    trainer = make_trainer(tmp_path, max_steps=2, overfit_batches=1)
+    datamodule = tiff(ben_synthetic, tmp_path)
+    trainer.fit(MoEMAEPretrainTask(model="XXS", log_figures=False), datamodule=datamodule)
+    assert trainer.global_step == 2

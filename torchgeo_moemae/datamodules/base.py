@@ -77,7 +77,7 @@ class LandsatBenchDataModule(NonGeoDataModule):
         sampler: ResumableSampler[int] = ResumableSampler(dataset, replicas, rank, True, seed)
         return ResumableLoader(
             dataset,
-            sampler,
+            sampler=sampler,  # by name: Lightning may rebuild the loader with another sampler
             batch_size=self._valid_attribute("train_batch_size", "batch_size"),
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -79,21 +79,26 @@ class ResumableLoader(DataLoader[B]):
     with a packed datamodule's ``augment`` off the device) restart their stream on resume.
     """
 
-    def __init__(
-        self, dataset: Dataset[Any], sampler: ResumableSampler[Any], **kwargs: Any
-    ) -> None:
-        """``DataLoader(dataset, sampler=sampler, **kwargs)``."""
-        super().__init__(dataset, sampler=sampler, generator=torch.Generator(), **kwargs)
-        self._resumable = sampler
+    def __init__(self, dataset: Dataset[Any], sampler: Sampler[Any], **kwargs: Any) -> None:
+        """``DataLoader(dataset, sampler=sampler, **kwargs)``.
+
+        Lightning may rebuild the loader with a sampler of its own (``overfit_batches``): with
+        a sampler other than a :class:`ResumableSampler` it is a plain DataLoader.
+        """
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(dataset, sampler=sampler, **kwargs)
         #: (epoch, batches) to continue from at the next iteration, set by load_state_dict
         self._resume: tuple[int, int] | None = None
         self._consumed = 0
 
     def __iter__(self) -> Iterator[B]:  # type: ignore[override]
         """The current epoch's batches (the rest of them after :meth:`load_state_dict`)."""
-        sampler = self._resumable
+        sampler = self.sampler
         resume, self._resume = self._resume, None
         self._consumed = 0
+        if not isinstance(sampler, ResumableSampler):
+            yield from super().__iter__()
+            return
         if resume is not None and resume[1] < len(self):
             # the interrupted epoch is unfinished: finish it, whatever Lightning's epoch now is
             epoch, self._consumed = resume
@@ -109,18 +114,23 @@ class ResumableLoader(DataLoader[B]):
 
     def state_dict(self) -> dict[str, Any]:
         """Epoch, permutation seed, batches handed out this epoch and torch's random state."""
+        sampler = self.sampler
+        if not isinstance(sampler, ResumableSampler):
+            return {}
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
         return {
-            "epoch": self._resumable.epoch,
-            "epoch_offset": self._resumable.epoch_offset,
-            "seed": self._resumable.seed,
+            "epoch": sampler.epoch,
+            "epoch_offset": sampler.epoch_offset,
+            "seed": sampler.seed,
             "batches": self._consumed,
             "rng": {"cpu": torch.get_rng_state(), "cuda": cuda},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict`: the next iteration skips the batches it counts."""
-        sampler = self._resumable
+        sampler = self.sampler
+        if not isinstance(sampler, ResumableSampler) or not state_dict:
+            return
         sampler.seed = state_dict["seed"]
         sampler.epoch = state_dict["epoch"]
         sampler.epoch_offset = state_dict["epoch_offset"]
