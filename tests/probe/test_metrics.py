@@ -61,3 +61,15 @@ def test_absent_class_counts_zero_without_warning(recwarn: pytest.WarningsRecord
     per_class = [skm.average_precision_score(y[:, c], p[:, c]) for c in present]
     assert got["map_macro"] == pytest.approx(sum(per_class) / 5, abs=1e-5)
     assert not [w for w in recwarn if "No positive samples" in str(w.message)]
+
+
+def test_single_present_class_macro_map() -> None:
+    """A split where only one class has positives (small or skewed test sets) still scores."""
+    rng = np.random.default_rng(3)
+    y = np.zeros((40, 4), dtype=np.int64)
+    y[rng.random(40) < 0.4, 2] = 1
+    p = rng.random((40, 4)).astype(np.float32)
+    got = compute_metrics(y, p, "multilabel")
+    assert got["map_macro"] == pytest.approx(
+        skm.average_precision_score(y[:, 2], p[:, 2]) / 4, abs=1e-5
+    )

@@ -32,7 +32,10 @@ from torchmetrics.classification import (
     MultilabelPrecision,
     MultilabelRecall,
 )
-from torchmetrics.functional.classification import multilabel_average_precision
+from torchmetrics.functional.classification import (
+    binary_average_precision,
+    multilabel_average_precision,
+)
 from torchmetrics.utilities import dim_zero_cat
 
 from ..outputs import atomic_path
@@ -77,9 +80,14 @@ class MacroAveragePrecision(MultilabelAveragePrecision):
         preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
         present = (target == 1).any(dim=0)
         scores = torch.zeros(self.num_labels, dtype=torch.float32, device=preds.device)
-        if present.any():
+        n = int(present.sum())
+        if n == 1:  # torchmetrics' multilabel functions need at least two labels
+            scores[present] = binary_average_precision(
+                preds[:, present][:, 0], target[:, present][:, 0]
+            ).float()
+        elif n > 1:
             scores[present] = multilabel_average_precision(
-                preds[:, present], target[:, present], int(present.sum()), average="none"
+                preds[:, present], target[:, present], n, average="none"
             ).float()
         return scores.mean()
 
