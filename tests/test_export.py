@@ -224,8 +224,9 @@ def test_export_config_describes_what_was_trained(
     assert not set(AUTHORS_FIELDS) & set(config["pretrained_cfg"])
     trained = config["trained_with"]
     assert trained["weights"] == {
-        "description": f"{path}, {file_sha256(path)}",
+        "description": f"{path}, sha256 {file_sha256(path)}",
         "source": str(path),
         "sha256": file_sha256(path),
+        "entry": None,
     }
     assert trained["model"] == "moemae_landsat_xxs" and trained["package_version"]

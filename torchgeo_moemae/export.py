@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from timm.models import save_for_hf
 
 from .checkpoints import read_lightning_checkpoint
-from .models import MoEMAE, create_mae, load_checkpoint
+from .models import MoEMAE, Provenance, create_mae, load_checkpoint
 from .models.checkpoint import EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
 from .outputs import atomic_output, check_output, provenance_record
 from .utils import file_sha256
@@ -132,11 +132,10 @@ def export_encoder(
     # config.json describes these weights: what they were trained from, not the authors' release
     cfg: dict[str, Any] = dict(encoder.pretrained_cfg)  # type: ignore[arg-type]
     encoder.pretrained_cfg = {k: v for k, v in cfg.items() if k not in AUTHORS_FIELDS}  # type: ignore[assignment]
-    source: dict[str, str | None] = {"source": f"{type(checkpoint).__name__} in memory"}
+    source = Provenance(f"{type(checkpoint).__name__} in memory")
     if isinstance(checkpoint, str | Path):
-        source = {"source": str(checkpoint), "sha256": file_sha256(checkpoint)}
-    description = ", ".join(v for v in source.values() if v)
-    trained = provenance_record({"description": description, **source}, arch)
+        source = Provenance(str(checkpoint), sha256=file_sha256(checkpoint))
+    trained = provenance_record(source, arch)
     with atomic_output(out) as staging:
         save_for_hf(
             encoder,

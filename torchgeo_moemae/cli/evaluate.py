@@ -117,6 +117,10 @@ def _pools(args: argparse.Namespace) -> list[str]:
     return pools
 
 
+def _cache(args: argparse.Namespace) -> Path:
+    return args.cache or args.out / "cache"
+
+
 def check(args: argparse.Namespace) -> None:
     """Datasets, pools and outputs, before any work."""
     for name, root in _roots(args).items():
@@ -124,7 +128,7 @@ def check(args: argparse.Namespace) -> None:
             check_input(root, f"--{name.split('_')[0]}-root", "folder")
     _pools(args)
     check_output(args.out, folder=True, contents=OUTPUTS, overwrite=args.overwrite, what="--out")
-    check_output(args.cache or args.out / "cache", folder=True, overwrite=True, what="--cache")
+    check_output(_cache(args), folder=True, overwrite=True, what="--cache")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     rows = evaluate(
         specs,
         roots,
-        cache_dir=args.cache or args.out / "cache",
+        cache_dir=_cache(args),
         method=args.method,
         limit=args.limit,
         batch_size=args.batch_size,
