@@ -5,6 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -140,3 +145,43 @@ def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
     assert last1 == str(tmp_path / "last.ckpt") and Path(best1).is_file()
     assert last2 == str(tmp_path / "last-v1.ckpt") != str(Path(best2).parent / "last.ckpt")
     assert Path(best2).is_file() and best2 != best1
+
+
+def test_sigint_during_pretraining_stops_the_run(tmp_path: Path) -> None:
+    """A Ctrl-C during pre-training ended in Lightning's exit code 1, unlike every other stage:
+    it ends the run with one line and the shell's code for a SIGINT (130)."""
+    ready = tmp_path / "ready"
+    # a training step runs, then the process waits for the signal
+    script = (
+        "import pathlib, sys, time\n"
+        "from torchgeo_moemae.cli import main\n"
+        "from torchgeo_moemae.trainers import MoEMAEPretrainTask\n"
+        "step = MoEMAEPretrainTask.training_step\n"
+        "def slow(*a, **k):\n"
+        "    loss = step(*a, **k)\n"
+        f"    pathlib.Path({str(ready)!r}).touch()\n"
+        "    time.sleep(120)\n"
+        "    return loss\n"
+        "MoEMAEPretrainTask.training_step = slow\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["quickstart", "--out", str(tmp_path / "out"), "--threads", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "pre-training never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1] == "moemae quickstart: interrupted"
+    assert b"Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()

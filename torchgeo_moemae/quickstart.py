@@ -165,7 +165,14 @@ def run_quickstart(
     init_dir = export_encoder(
         task, out / "init", overwrite=True
     )  # the probe's random-init baseline
-    trainer.fit(task, datamodule=datamodule)
+    try:
+        trainer.fit(task, datamodule=datamodule)
+    except SystemExit:
+        # Lightning answers Ctrl-C with its own shutdown and sys.exit(1): report it as the
+        # interruption it is (one line, exit 130), as a Ctrl-C in any other stage is
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     checkpoint, last_checkpoint = written_checkpoints(trainer)
     if not checkpoint:
         raise RuntimeError(f"{config}: the training saved no checkpoint (add a ModelCheckpoint)")
