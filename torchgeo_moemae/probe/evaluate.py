@@ -382,7 +382,7 @@ def evaluate(
         download: download missing datasets.
         seed: probe seed.
         allow_overlap: probe even if train and test share patches (a warning instead of an error).
-        progress: progress bars while embedding.
+        progress: progress bars while embedding, elapsed time while probing.
         log: where progress lines go.
         **probe_kwargs: more probe options (e.g. ``max_iter``).
 
@@ -406,10 +406,9 @@ def evaluate(
                 x = train[pool].features
                 log(f"{spec.label} {dataset} {pool}: {method} probe on {x.shape[0]} x {x.shape[1]}")
                 start = time.perf_counter()
-                kwargs = dict(probe_kwargs)
+                kwargs = {"progress": progress, **probe_kwargs}
                 if method == "torch":
                     kwargs.setdefault("device", device)
-                    kwargs.setdefault("progress", progress)
                 measured = probe_embeddings(
                     train[pool], test[pool], method, seed, allow_overlap, **kwargs
                 )
