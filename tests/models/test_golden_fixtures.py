@@ -2,7 +2,8 @@
 
 The fixtures were written by ``tests/data/golden/make_golden.py`` running the authors' reference
 implementation (XXS and S, weights set by a seeded recipe, the authors' hour rule, gate noise off);
-these tests need nothing outside the repository.
+these tests need nothing outside the repository. So do the checks of how an authors'-format
+checkpoint (made from the same weights) loads.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 
 from tests.data.golden.make_golden import reference_weights
-from torchgeo_moemae.models import create_mae, encode_metadata
+from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
 from torchgeo_moemae.probe import Featurizer
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
@@ -104,3 +106,59 @@ def test_mae_prediction_matches() -> None:
         out.pred, torch.from_numpy(golden["decoder_pred"]), atol=ATOL, rtol=0
     )
     np.testing.assert_array_equal(out.mask.numpy(), golden["mask"])
+
+
+@pytest.fixture(scope="module")
+def authors_pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An S training checkpoint in the authors' format (``{"epoch", "model_state"}``, shared expert
+    weights repeated under every expert's keys), with the fixtures' weights."""
+    path = tmp_path_factory.mktemp("authors") / "pretrained_S_best.pth"
+    torch.save({"epoch": 0, "model_state": _authors_checkpoint("S")}, path)
+    return path
+
+
+def test_upstream_checkpoint_into_wrong_size_is_rejected(authors_pth: Path) -> None:
+    with pytest.raises(ValueError, match=r"does not match|wrong model size"):
+        load_checkpoint(create_mae("XS"), authors_pth)
+
+
+def test_unshared_expert_weights_are_rejected(authors_pth: Path) -> None:
+    checkpoint = torch.load(authors_pth, map_location="cpu", weights_only=True)
+    state = dict(checkpoint["model_state"])
+    key = "encoder.layers.3.moe.experts.1.V.weight"
+    state[key] = state[key] + 1
+    with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
+        load_checkpoint(create_mae("S"), state)
+
+
+def test_authors_weights_default_to_their_hour_rule(authors_pth: Path, tmp_path: Path) -> None:
+    """The authors' weights were trained with the first digit of the hour; every way
+    of loading them says so, models built here keep the true UTC hour, and an export records it."""
+    from torchgeo_moemae.export import export_encoder
+    from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model
+
+    path = authors_pth
+    assert checkpoint_hour_encoding(path) == "authors"
+    encoder = timm.create_model(
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+    )
+    assert encoder.hour_encoding == "authors"
+    assert create_mae("S", path).encoder.hour_encoding == "authors"
+    assert get_model("moemae_landsat", path).hour_encoding == "authors"
+    assert create_encoder("S", path).hour_encoding == "authors"
+    assert timm.create_model("moemae_landsat").hour_encoding == "utc"
+    assert create_mae("S").encoder.hour_encoding == "utc"
+
+    out = export_encoder(MoEMAE(encoder), tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"]["hour_encoding"] == "authors"
+    for reloaded in (
+        timm.create_model(f"local-dir:{out}", pretrained=True),
+        timm.create_model(
+            "moemae_landsat",
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(out / "model.safetensors")),
+        ),
+        create_mae("S", out / "mae.safetensors").encoder,
+    ):
+        assert reloaded.hour_encoding == "authors"

@@ -1,12 +1,14 @@
-"""The model reproduces the authors' reference vectors (../shared/reference) through timm."""
+"""Real data: the authors' published S weights reproduce their reference vectors through timm.
+
+These need the project workspace's reference data and skip without it; the same comparisons on
+the committed golden fixtures (seeded weights) run everywhere: ``test_golden_fixtures.py``.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import timm
 import torch
 from safetensors.torch import save_file
@@ -87,50 +89,3 @@ def test_mae_decoder_prediction_matches(reference: dict, tmp_path: Path) -> None
         np.testing.assert_allclose(
             again(x, lat, lon, time, **ids).pred.numpy(), reference["decoder_pred"], atol=ATOL
         )
-
-
-def test_upstream_checkpoint_into_wrong_size_is_rejected(reference: dict) -> None:
-    with pytest.raises(ValueError, match=r"does not match|wrong model size"):
-        load_checkpoint(create_mae("XS"), reference["checkpoint"])
-
-
-def test_unshared_expert_weights_are_rejected(reference: dict) -> None:
-    checkpoint = torch.load(reference["checkpoint"], map_location="cpu", weights_only=True)
-    state = dict(checkpoint["model_state"])
-    key = "encoder.layers.3.moe.experts.1.V.weight"
-    state[key] = state[key] + 1
-    with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
-        load_checkpoint(create_mae("S"), state)
-
-
-def test_authors_weights_default_to_their_hour_rule(reference: dict, tmp_path: Path) -> None:
-    """The authors' weights were trained with the first digit of the hour; every way
-    of loading them says so, models built here keep the true UTC hour, and an export records it."""
-    from torchgeo_moemae.export import export_encoder
-    from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model
-
-    path = reference["checkpoint"]
-    assert checkpoint_hour_encoding(path) == "authors"
-    encoder = timm.create_model(
-        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
-    )
-    assert encoder.hour_encoding == "authors"
-    assert create_mae("S", path).encoder.hour_encoding == "authors"
-    assert get_model("moemae_landsat", path).hour_encoding == "authors"
-    assert create_encoder("S", path).hour_encoding == "authors"
-    assert timm.create_model("moemae_landsat").hour_encoding == "utc"
-    assert create_mae("S").encoder.hour_encoding == "utc"
-
-    out = export_encoder(MoEMAE(encoder), tmp_path / "export")
-    config = json.loads((out / "config.json").read_text())
-    assert config["model_args"]["hour_encoding"] == "authors"
-    for reloaded in (
-        timm.create_model(f"local-dir:{out}", pretrained=True),
-        timm.create_model(
-            "moemae_landsat",
-            pretrained=True,
-            pretrained_cfg_overlay=dict(file=str(out / "model.safetensors")),
-        ),
-        create_mae("S", out / "mae.safetensors").encoder,
-    ):
-        assert reloaded.hour_encoding == "authors"
