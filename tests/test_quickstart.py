@@ -5,11 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import REAL_SAMPLE
+from tests.interrupt import sigint_after
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
@@ -150,38 +146,9 @@ def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
 def test_sigint_during_pretraining_stops_the_run(tmp_path: Path) -> None:
     """A Ctrl-C during pre-training ended in Lightning's exit code 1, unlike every other stage:
     it ends the run with one line and the shell's code for a SIGINT (130)."""
-    ready = tmp_path / "ready"
-    # a training step runs, then the process waits for the signal
-    script = (
-        "import pathlib, sys, time\n"
-        "from torchgeo_moemae.cli import main\n"
-        "from torchgeo_moemae.trainers import MoEMAEPretrainTask\n"
-        "step = MoEMAEPretrainTask.training_step\n"
-        "def slow(*a, **k):\n"
-        "    loss = step(*a, **k)\n"
-        f"    pathlib.Path({str(ready)!r}).touch()\n"
-        "    time.sleep(120)\n"
-        "    return loss\n"
-        "MoEMAEPretrainTask.training_step = slow\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
     argv = ["quickstart", "--out", str(tmp_path / "out"), "--threads", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "pre-training never started"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert err.decode().splitlines()[-1] == "moemae quickstart: interrupted"
-    assert b"Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()
+    target = "torchgeo_moemae.trainers:MoEMAEPretrainTask.training_step"
+    code, err = sigint_after(target, argv, tmp_path / "ready")
+    assert code == 130, err
+    assert err.splitlines()[-1] == "moemae quickstart: interrupted"
+    assert "Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()

@@ -4,17 +4,14 @@ and no partial file under any name after an interruption (Ctrl-C) or on the next
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
+from tests.interrupt import sigint_after
 from torchgeo_moemae.cli import main
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.export import export_encoder
@@ -86,27 +83,6 @@ def _commands(ws: dict[str, Path], out: Path) -> dict[str, list[str]]:
     }
 
 
-#: where each command is interrupted, after its partial output exists
-INTERRUPT_AT = {
-    "embed": "torchgeo_moemae.probe.embed._allocate",
-    "pack": "torchgeo_moemae.datasets.packed.file_sha256",
-    "export": "torchgeo_moemae.export.save_file",
-    "probe": "torchgeo_moemae.probe.api.fit_predict",
-}
-
-
-def _interrupt_after(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
-    """``target`` runs, then Ctrl-C arrives (KeyboardInterrupt, as Python raises on SIGINT)."""
-    module, name = target.rsplit(".", 1)
-    original: Callable[..., Any] = getattr(__import__(module, fromlist=[name]), name)
-
-    def interrupted(*args: Any, **kwargs: Any) -> Any:
-        original(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(target, interrupted)
-
-
 def _forbid_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """The heavy work of each command fails: a refusal must come before it."""
     for target in (
@@ -116,27 +92,6 @@ def _forbid_work(monkeypatch: pytest.MonkeyPatch) -> None:
         "torchgeo_moemae.probe.api.fit_predict",
     ):
         monkeypatch.setattr(target, None)
-
-
-def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except KeyboardInterrupt:
-        return 130
-
-
-@pytest.mark.parametrize("command", ["embed", "pack", "export", "probe"])
-def test_interrupt_leaves_no_partial_and_keeps_previous_outputs(
-    command: str, workspace: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    out = tmp_path / "out"
-    argv = _commands(workspace, out)[command]
-    assert main(argv) == 0
-    before = _tree(out)
-    _interrupt_after(monkeypatch, INTERRUPT_AT[command])
-    assert _run([*argv, "--overwrite"]) != 0
-    _no_partials(tmp_path)
-    assert _tree(out) == before
 
 
 @pytest.mark.parametrize("command", ["embed", "pack", "export", "probe"])
@@ -215,7 +170,13 @@ def test_leftover_partials_are_removed_on_the_next_run(tmp_path: Path) -> None:
 
 
 #: where a real Ctrl-C arrives in each command: after this function returns, partial output exists
-SIGINT_AT = {**INTERRUPT_AT, "embed-scene": "torchgeo_moemae.scene.embed._embed_block"}
+SIGINT_AT = {
+    "embed": "torchgeo_moemae.probe.embed:_allocate",
+    "pack": "torchgeo_moemae.datasets.packed:file_sha256",
+    "export": "torchgeo_moemae.export:save_file",
+    "probe": "torchgeo_moemae.probe.api:fit_predict",
+    "embed-scene": "torchgeo_moemae.scene.embed:_embed_block",
+}
 
 
 @pytest.mark.parametrize("command", sorted(SIGINT_AT))
@@ -228,42 +189,16 @@ def test_sigint_leaves_no_partial_and_keeps_previous_outputs(
     argv = _commands(workspace, out)[command]
     assert main(argv) == 0
     before = _tree(out)
-    ready = tmp_path / "ready"
-    module, name = SIGINT_AT[command].rsplit(".", 1)
-    # the command's work has started (partial output written), then the process waits for SIGINT
-    script = (
-        "import importlib, pathlib, sys, time\n"
-        "from torchgeo_moemae.cli import main\n"
-        f"module = importlib.import_module({module!r})\n"
-        f"original = module.{name}\n"
-        "def slow(*a, **k):\n"
-        "    result = original(*a, **k)\n"
-        f"    pathlib.Path({str(ready)!r}).touch()\n"
-        "    time.sleep(120)\n"
-        "    return result\n"
-        f"module.{name} = slow\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *argv, "--overwrite"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, f"{command} never started its work"
-            time.sleep(0.1)
+
+    def mid_work() -> None:
         if command != "probe":  # the probe writes its one file only at the end
-            assert [p for p in tmp_path.rglob("*") if "partial" in p.name]  # mid-work indeed
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert b"Traceback" not in err, err  # one line, not a traceback
+            assert [p for p in tmp_path.rglob("*") if "partial" in p.name]
+
+    code, err = sigint_after(
+        SIGINT_AT[command], [*argv, "--overwrite"], tmp_path / "ready", mid_work
+    )
+    assert code == 130, err
+    assert "Traceback" not in err, err  # one line, not a traceback
     _no_partials(tmp_path)
     assert _tree(out) == before
 
