@@ -137,15 +137,14 @@ def test_authors_weights_default_to_their_hour_rule(authors_pth: Path, tmp_path:
     from torchgeo_moemae.export import export_encoder
     from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model
 
-    path = authors_pth
-    assert checkpoint_hour_encoding(path) == "authors"
+    assert checkpoint_hour_encoding(authors_pth) == "authors"
     encoder = timm.create_model(
-        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(authors_pth))
     )
     assert encoder.hour_encoding == "authors"
-    assert create_mae("S", path).encoder.hour_encoding == "authors"
-    assert get_model("moemae_landsat", path).hour_encoding == "authors"
-    assert create_encoder("S", path).hour_encoding == "authors"
+    assert create_mae("S", authors_pth).encoder.hour_encoding == "authors"
+    assert get_model("moemae_landsat", authors_pth).hour_encoding == "authors"
+    assert create_encoder("S", authors_pth).hour_encoding == "authors"
     assert timm.create_model("moemae_landsat").hour_encoding == "utc"
     assert create_mae("S").encoder.hour_encoding == "utc"
 
