@@ -1,4 +1,5 @@
-"""Band names and normalisation statistics of the Landsat-Bench datasets (Landsat 8/9 C2 L2 DN).
+"""Band names, patch size and normalisation statistics of the Landsat-Bench datasets (Landsat 8/9
+C2 L2 DN).
 
 A leaf module (it imports nothing): the models, datasets and datamodules all read it, and importing
 :mod:`torchgeo_moemae` must stay light.
@@ -8,6 +9,9 @@ from typing import Final
 
 #: The seven surface-reflectance bands the model consumes, in order.
 BANDS: Final[tuple[str, ...]] = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
+
+#: Height and width (px) of the patches the MoE-MAE encoders take (30 m pixels: 1.2 km).
+PATCH_SIZE: Final[int] = 40
 
 #: Indices of red, green and blue (B4, B3, B2) within :data:`BANDS`.
 RGB_INDICES: Final[tuple[int, int, int]] = (3, 2, 1)

@@ -231,15 +231,6 @@ def test_wrong_path_is_reported_before_torch_is_imported(argv: list[str], tmp_pa
     assert done.stderr.count("\n") == 1 and "missing" in done.stderr, done.stderr
 
 
-def test_spelled_out_names_match_the_library() -> None:
-    from torchgeo_moemae import export, probe, scene
-    from torchgeo_moemae.cli import embed, embed_scene
-    from torchgeo_moemae.cli import export as export_cli
-
-    assert embed.POOLS == probe.POOLS and embed_scene.POOLS == scene.POOLS
-    assert export_cli.EXPORT_FILES == export.EXPORT_FILES
-
-
 def test_quickstart_and_analyze_check_their_outputs_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

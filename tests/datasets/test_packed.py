@@ -116,7 +116,7 @@ def test_failed_pack_leaves_nothing(synthetic_root: Path, tmp_path: Path) -> Non
 
 
 def test_bad_arguments(synthetic_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="dataset must be one of"):
+    with pytest.raises(ValueError, match="expected one of bigearthnet_ls, eurosat_ls"):
         pack_dataset("sen12ms", tmp_path / "x", root=synthetic_root)
     with pytest.raises(ValueError, match="root is required"):
         pack_dataset("bigearthnet_ls", tmp_path / "x")

@@ -10,8 +10,9 @@ import timm
 import torch
 
 from torchgeo_moemae.models import MoEMAEEncoder, create_encoder
-from torchgeo_moemae.probe import DEFAULT_POOL, POOLS, Featurizer
+from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.probe.featurizer import GLOBAL_POOL
+from torchgeo_moemae.vocabulary import DEFAULT_POOL, POOLS
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..outputs import check_output
 from ..quickstart import DEFAULT_CONFIG
+from ..vocabulary import DEFAULT_POOL, POOLS
 from .common import add_overwrite_argument, check_input
 
 
@@ -30,9 +31,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pool",
-        choices=("cls", "avg", "all"),
-        default="cls",
-        help="probe embedding (default: cls)",
+        choices=POOLS,
+        default=DEFAULT_POOL,
+        help="probe embedding (default: %(default)s)",
     )
     parser.add_argument(
         "--post-norm",

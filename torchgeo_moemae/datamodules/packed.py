@@ -14,15 +14,8 @@ from torchgeo.datamodules import NonGeoDataModule
 
 from ..datasets.packed import PackedDataset
 from ..transforms import FLIP_AXES, flip_counts, normalize_dn
-from .bigearthnet_ls import BigEarthNetLSDataModule
-from .eurosat_ls import EuroSATLSDataModule
+from ..vocabulary import dataset_info
 from .resumable import ResumableLoader, ResumableSampler, ranks
-
-#: source dataset class name -> the datamodule whose normalisation statistics apply
-STATS: dict[str, type[NonGeoDataModule]] = {
-    "BigEarthNetLS": BigEarthNetLSDataModule,
-    "EuroSATLS": EuroSATLSDataModule,
-}
 
 
 class PackedBatchSampler(ResumableSampler[np.ndarray]):
@@ -159,9 +152,11 @@ class PackedDataModule(NonGeoDataModule):
         if pack is None:
             return
         name = pack.settings["dataset"]
-        if name not in STATS:
-            raise ValueError(f"{pack.path}: no normalisation statistics for dataset {name!r}")
-        self.mean, self.std = STATS[name].mean, STATS[name].std
+        try:
+            info = dataset_info(name)
+        except ValueError as err:
+            raise ValueError(f"{pack.path}: no normalisation statistics: {err}") from None
+        self.mean, self.std = torch.tensor(info.mean), torch.tensor(info.std)
 
     def _split_pack(self, split: str) -> PackedDataset:
         pack = self._valid_attribute(f"{split}_dataset", "dataset")

@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,17 +38,11 @@ from .. import __version__
 from ..outputs import OVERWRITE_HINT, atomic_path, check_output
 from ..transforms import FLIP_AXES
 from ..utils import file_sha256
+from ..vocabulary import dataset_info
 from .base import LandsatBenchDataset
-from .bigearthnet_ls import BigEarthNetLS
-from .eurosat_ls import EuroSATLS
 
 logger = logging.getLogger(__name__)
 
-#: ``moemae pack --dataset`` names -> dataset classes that can be packed
-PACKABLE: dict[str, type[LandsatBenchDataset]] = {
-    "bigearthnet_ls": BigEarthNetLS,
-    "eurosat_ls": EuroSATLS,
-}
 #: version of the on-disk layout; bumped when it changes incompatibly
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -145,8 +139,8 @@ def pack_dataset(
     """Pack one split of a Landsat-Bench dataset into ``out_dir``.
 
     Args:
-        dataset: a dataset instance (without ``transforms``), or a name in :data:`PACKABLE`
-            that is instantiated as ``cls(root, split=split, **kwargs)``.
+        dataset: a dataset instance (without ``transforms``), or a name of
+            :data:`~torchgeo_moemae.vocabulary.DATASETS` that is instantiated as ``cls(root, split=split, **kwargs)``.
         out_dir: the pack directory to write (created; its parent must be writable).
         split: the split to pack (only with a dataset name).
         root: the dataset root (required with a dataset name).
@@ -168,11 +162,10 @@ def pack_dataset(
     # the dataset is read; whether an existing pack is reused, kept or replaced is decided below
     check_output(out, folder=True, overwrite=True, what="pack folder")
     if isinstance(dataset, str):
-        if dataset not in PACKABLE:
-            raise ValueError(f"dataset must be one of {sorted(PACKABLE)}, got {dataset!r}")
+        info = dataset_info(dataset)
         if root is None:
             raise ValueError("root is required when dataset is given by name")
-        dataset = PACKABLE[dataset](root, split=split, **kwargs)
+        dataset = cast(LandsatBenchDataset, info.dataset_class()(root, split=split, **kwargs))
     if dataset.transforms is not None:
         raise ValueError("pack a dataset without transforms: a pack stores the samples as read")
     if len(dataset) == 0:

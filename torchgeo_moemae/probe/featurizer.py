@@ -1,11 +1,11 @@
-"""The one featurizer: a frozen encoder's tokens, pooled into one feature vector per image.
+"""A frozen encoder's tokens, pooled into one feature vector per image.
 
 The definition of an embedding for ``moemae embed``, ``moemae embed-scene``, the pre-training
 task's ``predict_step``, the linear-probe task and the docs. Default (the paper's protocol, as the
 authors' code; see ``docs/user_guide/fidelity.rst``): for a :class:`MoEMAEEncoder`, the tokens
 BEFORE the final LayerNorm (``prenorm=True``), taken through the encoder's own
 ``forward_intermediates(..., norm=False)``; ``prenorm=False`` takes ``forward_features`` (after it).
-Pools (:data:`DEFAULT_POOL`: ``"cls"``), each the encoder's timm ``global_pool`` of
+Pools (:data:`~torchgeo_moemae.vocabulary.POOLS`; default ``"cls"``), each the encoder's timm ``global_pool`` of
 :data:`GLOBAL_POOL`:
 
 * ``"cls"``: the CLS token (index :attr:`MoEMAEEncoder.cls_index` = 4), ``C`` features;
@@ -21,7 +21,7 @@ is not passed, ``"cls"`` is the model's pre-logits pooling (``forward_head(pre_l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,14 +30,10 @@ from torch import Tensor, nn
 from ..models import MoEMAEEncoder
 from ..models.encoder import pool_tokens
 from ..utils import batch_metadata
+from ..vocabulary import DEFAULT_POOL, POOLS
 
-__all__ = ["DEFAULT_POOL", "GLOBAL_POOL", "POOLS", "Featurizer", "Pool"]
+__all__ = ["GLOBAL_POOL", "Featurizer", "check_pool"]
 
-Pool = Literal["cls", "avg", "all"]
-#: The pools of :meth:`Featurizer.pool`.
-POOLS: tuple[str, ...] = ("cls", "avg", "all")
-#: The pool every command and task uses unless told otherwise.
-DEFAULT_POOL: Pool = "cls"
 #: Each pool as the encoder's timm ``global_pool`` (``MoEMAEEncoder(global_pool=...)``).
 GLOBAL_POOL: dict[str, str] = {"cls": "token", "avg": "avg", "all": "flatten"}
 
@@ -79,21 +75,21 @@ class Featurizer:
 
     def __init__(self, encoder: nn.Module, prenorm: bool | None = None) -> None:
         self.encoder: Any = encoder
-        self.ours = isinstance(encoder, MoEMAEEncoder)
-        if prenorm and not self.ours:
+        self.is_moemae = isinstance(encoder, MoEMAEEncoder)
+        if prenorm and not self.is_moemae:
             raise ValueError(
                 f"prenorm=True needs a MoEMAEEncoder, got {type(encoder).__name__} "
                 "(leave prenorm=None for other timm models)"
             )
-        self.prenorm = self.ours if prenorm is None else prenorm
+        self.prenorm = self.is_moemae if prenorm is None else prenorm
         self.size = fixed_input_size(encoder)
 
     def tokens(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """``(B, N, C)`` tokens (ours, other ViTs) or a ``(B, C, h, w)`` feature map (CNNs)."""
+        """``(B, N, C)`` tokens (a MoE-MAE encoder, other ViTs) or a ``(B, C, h, w)`` feature map (CNNs)."""
         x = batch["image"]
         if self.size is not None and tuple(x.shape[-2:]) != tuple(self.size):
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        if not self.ours:
+        if not self.is_moemae:
             return self.encoder.forward_features(x)
         meta = batch_metadata(batch)
         if not self.prenorm:
@@ -112,7 +108,7 @@ class Featurizer:
     def pool(self, tokens: Tensor, pool: str) -> Tensor:
         """``(B, D)`` features of one pool from :meth:`tokens`' output."""
         check_pool(pool)
-        if self.ours:
+        if self.is_moemae:
             return pool_tokens(tokens, GLOBAL_POOL[pool], self.encoder.cls_index)
         if pool == "all":
             return tokens.flatten(1)

@@ -8,7 +8,7 @@
 * :func:`pca_rgb` / :func:`save_quicklook` -- PCA-RGB pictures of embedding rasters.
 """
 
-from .embed import POOLS, embed_scene
+from .embed import embed_scene
 from .encoder import load_scene_encoder
 from .grid import WindowGrid
 from .mtl import LandsatMTL, parse_mtl, read_mtl
@@ -18,7 +18,6 @@ from .synthetic import make_synthetic_landsat_product
 from .writer import EmbeddingWriter
 
 __all__ = [
-    "POOLS",
     "EmbeddingWriter",
     "LandsatMTL",
     "LandsatProduct",

@@ -16,19 +16,16 @@ from tqdm.auto import tqdm
 from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
 from ..outputs import check_output, provenance_record
-from ..probe.featurizer import DEFAULT_POOL, Featurizer
-from ..probe.featurizer import POOLS as FEATURIZER_POOLS
+from ..probe.featurizer import Featurizer
 from ..transforms import normalize_dn
 from ..utils import eval_mode
+from ..vocabulary import DEFAULT_POOL, MAP_POOLS
 from .grid import WindowGrid
 from .quicklook import save_quicklook
 from .reader import SceneReader, open_scene
 from .writer import EmbeddingWriter
 
-__all__ = ["POOLS", "embed_scene", "scene_windows"]
-
-#: Pools of a scene map: the featurizer's with one value per embedding dimension (not ``"all"``).
-POOLS = tuple(p for p in FEATURIZER_POOLS if p != "all")
+__all__ = ["embed_scene", "scene_windows"]
 
 #: GDAL block cache while embedding (bytes): a few tile rows of the seven bands.
 GDAL_CACHE_BYTES = 256 * 2**20
@@ -168,9 +165,9 @@ def embed_scene(
     Returns:
         ``out_path``.
     """
-    if pool not in POOLS:
+    if pool not in MAP_POOLS:
         raise ValueError(
-            f"pool must be one of {POOLS} for a scene map (one band per embedding dimension), "
+            f"pool must be one of {MAP_POOLS} for a scene map (one band per embedding dimension), "
             f"got {pool!r}"
         )
     if batch_size < 1:
