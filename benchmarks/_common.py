@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from torchgeo_moemae.models import SwiGLUMoE, encode_metadata
+from torchgeo_moemae.models import SwiGLUMoE
+from torchgeo_moemae.models.metadata import encode_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 #: The authors' code; ``MOEMAE_REFERENCE`` overrides the location.

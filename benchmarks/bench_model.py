@@ -38,7 +38,8 @@ from _common import (
     silence_authors_gate_noise,
 )
 
-from torchgeo_moemae.models import create_mae, load_checkpoint
+from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.models.factory import load_into
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if authors is not None:
         authors_mae = build_authors_mae(authors[0], args.size)
         silence_authors_gate_noise(authors_mae)
-        load_checkpoint(ours, authors_mae.state_dict())  # same weights: same routing
+        load_into(ours, authors_mae.state_dict())  # same weights: same routing
         authors_encoder = authors_mae.encoder.to(device).eval()
     ours = ours.to(device).eval()
     data = inputs(args.batch, device)

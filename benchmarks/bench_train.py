@@ -41,7 +41,8 @@ from _common import (
     synchronize,
 )
 
-from torchgeo_moemae.models import MoEMAE, create_mae, load_checkpoint
+from torchgeo_moemae.models import MoEMAE, create_mae
+from torchgeo_moemae.models.factory import load_into
 from torchgeo_moemae.trainers.clipping import clip_grad_norm_
 
 ALPHA, BETA = 0.1, 0.5
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     authors_model = build_authors_mae(authors[0], args.size) if authors is not None else None
     initial = create_mae(args.size)
     if authors_model is not None:
-        load_checkpoint(initial, authors_model.state_dict())  # same starting weights
+        load_into(initial, authors_model.state_dict())  # same starting weights
 
     def fresh() -> MoEMAE:
         mae = create_mae(args.size)

@@ -72,7 +72,8 @@ def _count(module: Any) -> int:
 
 def model_tables_rst() -> str:
     """Parameter counts of the three sizes, counted on freshly built models."""
-    from torchgeo_moemae.models import MODEL_SIZES, create_mae
+    from torchgeo_moemae.models import create_mae
+    from torchgeo_moemae.models.registry import MODEL_SIZES
 
     rows = []
     for size in MODEL_SIZES:

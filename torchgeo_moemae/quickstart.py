@@ -54,7 +54,7 @@ def _probe(
     """Load an exported encoder the way users do (timm) and linear-probe it (sklearn, the paper's)."""
     import timm
 
-    from .models import export_architecture
+    from .models.factory import export_architecture
     from .probe import linear_probe
 
     encoder = timm.create_model(

@@ -14,7 +14,8 @@ from torchgeo_moemae.analysis import (
     plot_expert_maps,
     routing_maps,
 )
-from torchgeo_moemae.models import MODEL_SIZES, MoEMAEEncoder
+from torchgeo_moemae.models import MoEMAEEncoder
+from torchgeo_moemae.models.registry import MODEL_SIZES
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,8 @@ from torch.utils.data import default_collate
 import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from torchgeo_moemae.datasets import BigEarthNetLS
-from torchgeo_moemae.models import MoEMAEEncoder, encode_metadata
+from torchgeo_moemae.models import MoEMAEEncoder
+from torchgeo_moemae.models.metadata import encode_metadata
 
 pytestmark = pytest.mark.slow  # two S encoders on 199 patches: about 15 s on one CPU thread
 

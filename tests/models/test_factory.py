@@ -18,8 +18,8 @@ from torchgeo_moemae.models import (
     create_encoder,
     create_mae,
     get_model,
-    timm_name,
 )
+from torchgeo_moemae.models.factory import timm_name
 
 WEIGHTS = MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS
 

@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from tests.data.golden.make_golden import reference_weights
-from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
+from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.models.factory import load_into
+from torchgeo_moemae.models.metadata import encode_metadata
 from torchgeo_moemae.probe import Featurizer
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
@@ -119,7 +121,7 @@ def authors_pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_upstream_checkpoint_into_wrong_size_is_rejected(authors_pth: Path) -> None:
     with pytest.raises(ValueError, match=r"does not match|wrong model size"):
-        load_checkpoint(create_mae("XS"), authors_pth)
+        load_into(create_mae("XS"), authors_pth)
 
 
 def test_unshared_expert_weights_are_rejected(authors_pth: Path) -> None:
@@ -128,16 +130,16 @@ def test_unshared_expert_weights_are_rejected(authors_pth: Path) -> None:
     key = "encoder.layers.3.moe.experts.1.V.weight"
     state[key] = state[key] + 1
     with pytest.raises(ValueError, match=r"experts\.1\.V\.weight differs"):
-        load_checkpoint(create_mae("S"), state)
+        load_into(create_mae("S"), state)
 
 
 def test_authors_weights_default_to_their_hour_rule(authors_pth: Path, tmp_path: Path) -> None:
     """The authors' weights were trained with the first digit of the hour; every way
     of loading them says so, models built here keep the true UTC hour, and an export records it."""
     from torchgeo_moemae.export import export_encoder
-    from torchgeo_moemae.models import MoEMAE, checkpoint_hour_encoding, create_encoder, get_model
+    from torchgeo_moemae.models import MoEMAE, create_encoder, get_model, load_weights
 
-    assert checkpoint_hour_encoding(authors_pth) == "authors"
+    assert load_weights(authors_pth).hour_encoding == "authors"
     encoder = timm.create_model(
         "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(authors_pth))
     )
@@ -161,3 +163,28 @@ def test_authors_weights_default_to_their_hour_rule(authors_pth: Path, tmp_path:
         create_mae("S", out / "mae.safetensors").encoder,
     ):
         assert reloaded.hour_encoding == "authors"
+
+
+def test_moemae_export_converts_the_authors_pth_as_theirs(
+    authors_pth: Path, tmp_path: Path
+) -> None:
+    """The authors' weights exported unchanged keep their tag, licence and paper (weights trained
+    here never do), their hour rule, and load in timm to the same encoder."""
+    from torchgeo_moemae.cli import main
+    from torchgeo_moemae.export import AUTHORS_FIELDS
+
+    out = tmp_path / "moemae-s"
+    assert main(["export", str(authors_pth), "--out", str(out), "--no-mae"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert set(AUTHORS_FIELDS) & set(config["pretrained_cfg"])  # e.g. the licence and paper
+    assert config["pretrained_cfg"]["license"] == "mit"
+    assert config["model_args"]["hour_encoding"] == "authors"
+    assert config["trained_with"]["weights"]["source"] == str(authors_pth)
+    direct = timm.create_model(
+        "moemae_landsat", pretrained=True, pretrained_cfg_overlay=dict(file=str(authors_pth))
+    ).eval()
+    exported = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    x = torch.randn(2, 7, 40, 40)
+    torch.testing.assert_close(
+        exported.forward_features(x), direct.forward_features(x), rtol=0, atol=0
+    )

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from torchgeo_moemae.models import encode_metadata, iso_week_and_utc_hour
+from torchgeo_moemae.models.metadata import encode_metadata, iso_week_and_utc_hour
 
 
 def test_iso_week_and_hour_match_datetime() -> None:

@@ -18,7 +18,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchgeo_moemae.models import MoEMAE, SwiGLUMoE, create_mae, skip_value_checks
+from torchgeo_moemae.models import MoEMAE, SwiGLUMoE, create_mae
+from torchgeo_moemae.models.checks import skip_value_checks
 from torchgeo_moemae.trainers.clipping import clip_grad_norm_
 from torchgeo_moemae.trainers.cuda_graph import clip_gradients
 

@@ -14,7 +14,9 @@ import torch
 from safetensors.torch import save_file
 
 import torchgeo_moemae  # noqa: F401  (registers the timm models)
-from torchgeo_moemae.models import create_mae, encode_metadata, load_checkpoint
+from torchgeo_moemae.models import create_mae
+from torchgeo_moemae.models.factory import load_into
+from torchgeo_moemae.models.metadata import encode_metadata
 
 ATOL = 1e-4
 #: The reference vectors fed the authors' model the hours 9-11 as given, so the true-UTC rule
@@ -84,7 +86,7 @@ def test_mae_decoder_prediction_matches(reference: dict, tmp_path: Path) -> None
 
     path = tmp_path / "mae.safetensors"
     save_file(mae.state_dict(), path)
-    again = load_checkpoint(create_mae("S"), path).eval()
+    again = load_into(create_mae("S"), path).eval()
     with torch.no_grad():
         np.testing.assert_allclose(
             again(x, lat, lon, time, **ids).pred.numpy(), reference["decoder_pred"], atol=ATOL

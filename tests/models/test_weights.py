@@ -16,7 +16,6 @@ from torchvision.models._api import WeightsEnum
 
 import torchgeo_moemae  # noqa: F401
 from torchgeo_moemae.models import (
-    RANDOM_INIT,
     MoEMAE,
     MoEMAELandsat_Weights,
     Provenance,
@@ -27,6 +26,7 @@ from torchgeo_moemae.models import (
     list_models,
     load_weights,
 )
+from torchgeo_moemae.models.checkpoint import RANDOM_INIT
 
 
 def test_torchgeo_style_api(tmp_path: Path) -> None:

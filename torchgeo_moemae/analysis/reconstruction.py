@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..bands import RGB_INDICES
-from ..models import MoEMAE, patchify, unpatchify
+from ..models import MoEMAE
+from ..models.mae import patchify, unpatchify
 from ..utils import eval_mode
 
 __all__ = ["plot_reconstruction", "reconstruct", "to_rgb"]

@@ -1,29 +1,19 @@
-"""MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``."""
+"""MoE-MAE models; importing this package registers the timm models ``moemae_landsat*``.
 
-from ._checks import skip_value_checks
-from .checkpoint import (
-    HF_HUB_ID,
-    RANDOM_INIT,
-    Checkpoint,
-    Provenance,
-    checkpoint_hour_encoding,
-    load_weights,
-)
-from .encoder import EncoderOutput, MoEMAEEncoder
-from .factory import (
-    create_encoder,
-    create_mae,
-    export_architecture,
-    get_model,
-    load_checkpoint,
-    read_checkpoint,
-    read_weights,
-    timm_name,
-)
-from .mae import MAEOutput, MoEMAE, patchify, random_masking, unpatchify
-from .metadata import METADATA_FIELDS, HourEncoding, encode_metadata, iso_week_and_utc_hour
-from .moe import MoEAux, NoisyTopKGate, SwiGLUMoE
-from .registry import MODEL_SIZES, MODEL_VARIANTS
+The public names follow TorchGeo's ``torchgeo.models``: the model classes, their weights entries,
+the builders, the weights API (:func:`get_model`, :func:`get_weight`, :func:`get_model_weights`,
+:func:`list_models`), plus :func:`create_encoder` / :func:`create_mae` (a model from a size or
+weights of any kind) and :func:`load_weights` (weights read once, with their provenance).
+Everything else lives in the submodule that defines it (e.g.
+:func:`torchgeo_moemae.models.metadata.encode_metadata`).
+"""
+
+from .checkpoint import Checkpoint, Provenance
+from .encoder import MoEMAEEncoder
+from .factory import create_encoder, create_mae, get_model
+from .mae import MoEMAE
+from .moe import NoisyTopKGate, SwiGLUMoE
+from .registry import moemae_landsat, moemae_landsat_xs, moemae_landsat_xxs
 from .weights import (
     MoEMAELandsat_Weights,
     MoEMAELandsatXS_Weights,
@@ -32,19 +22,11 @@ from .weights import (
     get_model_weights,
     get_weight,
     list_models,
+    load_weights,
 )
 
 __all__ = [
-    "HF_HUB_ID",
-    "METADATA_FIELDS",
-    "MODEL_SIZES",
-    "MODEL_VARIANTS",
-    "RANDOM_INIT",
     "Checkpoint",
-    "EncoderOutput",
-    "HourEncoding",
-    "MAEOutput",
-    "MoEAux",
     "MoEMAE",
     "MoEMAEEncoder",
     "MoEMAELandsatXS_Weights",
@@ -54,23 +36,14 @@ __all__ = [
     "NoisyTopKGate",
     "Provenance",
     "SwiGLUMoE",
-    "checkpoint_hour_encoding",
     "create_encoder",
     "create_mae",
-    "encode_metadata",
-    "export_architecture",
     "get_model",
     "get_model_weights",
     "get_weight",
-    "iso_week_and_utc_hour",
     "list_models",
-    "load_checkpoint",
     "load_weights",
-    "patchify",
-    "random_masking",
-    "read_checkpoint",
-    "read_weights",
-    "skip_value_checks",
-    "timm_name",
-    "unpatchify",
+    "moemae_landsat",
+    "moemae_landsat_xs",
+    "moemae_landsat_xxs",
 ]

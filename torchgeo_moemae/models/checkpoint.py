@@ -1,11 +1,13 @@
-"""Read weights once: a weights entry, a checkpoint file, an export folder or a state dict.
+"""Weights read once: a weights entry, a checkpoint file, an export folder or a state dict.
 
-:func:`load_weights` turns anything the package accepts as weights into a :class:`Checkpoint`:
-the state dict as read (any layout :func:`~torchgeo_moemae.models.convert.checkpoint_filter_fn`
-converts), the architecture it records, the hour rule its weights were trained with, and its
-:class:`Provenance`. Every loader (``timm.create_model(..., pretrained=True)``'s filter,
+A :class:`Checkpoint` (built by :meth:`Checkpoint.from_path`, :meth:`Checkpoint.from_entry` or
+:meth:`Checkpoint.from_state_dict`; :func:`~torchgeo_moemae.models.load_weights` picks the one a
+weights value needs) holds the state dict as read (any layout
+:func:`~torchgeo_moemae.models.convert.checkpoint_filter_fn` converts), the architecture it records,
+the hour rule its weights were trained with, and its :class:`Provenance`. Every loader (``timm.create_model(..., pretrained=True)``'s filter,
 :func:`~torchgeo_moemae.models.get_model`, the tasks, export, ``moemae embed-scene``) goes through
-this module, which imports no other loader (no registry, no factory).
+this module, which imports no other loader (no registry, no factory). The file readers live here
+too: :func:`read_checkpoint` (any weights file, verified) and :func:`read_lightning_checkpoint`.
 
 A weights entry is read from its ``url``, as TorchGeo's builders do: a Hugging Face Hub URL through
 :func:`huggingface_hub.hf_hub_download` (its cache; ``HF_HUB_OFFLINE`` honoured), any other URL
@@ -29,22 +31,21 @@ from torchvision.models._api import WeightsEnum
 
 from ..errors import CheckpointError, PretrainedWeightsError
 from ..utils import file_sha256
+from ..vocabulary import EXPORT_CONFIG_FILENAME, EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
 from .convert import is_upstream_state_dict, unwrap_checkpoint
 from .metadata import HourEncoding, check_hour_encoding
 
 __all__ = [
-    "EXPORT_WEIGHTS_FILENAME",
     "HF_HUB_FILENAME",
     "HF_HUB_ID",
-    "MAE_FILENAME",
     "RANDOM_INIT",
     "Checkpoint",
     "Provenance",
-    "checkpoint_hour_encoding",
+    "Weights",
     "how_to_load",
     "hub_hint",
-    "load_weights",
     "read_checkpoint",
+    "read_lightning_checkpoint",
     "recorded_model_args",
 ]
 
@@ -52,10 +53,6 @@ __all__ = [
 HF_HUB_ID = "albughdadim/lightweight-metadata-aware-mixture-of-experts-mae-landsat"
 #: Name of the authors' S checkpoint (timm also tries the ``.safetensors`` alternative first).
 HF_HUB_FILENAME = "pretrained_S_best.pth"
-#: Encoder weights file of a folder written by ``moemae export`` (timm's Hub layout).
-EXPORT_WEIGHTS_FILENAME = "model.safetensors"
-#: Full-MAE weights file of a folder written by ``moemae export`` (timm ignores it).
-MAE_FILENAME = "mae.safetensors"
 
 _HUB_URL = re.compile(
     r"^https://(?:hf\.co|huggingface\.co)/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$"
@@ -117,8 +114,75 @@ class Checkpoint:
     hour_encoding: HourEncoding
     provenance: Provenance
 
+    @classmethod
+    def from_path(cls, path: str | Path) -> Checkpoint:
+        """Read a folder written by ``moemae export``, a ``.safetensors`` file or a torch checkpoint.
 
-#: Anything :func:`load_weights` accepts.
+        Raises:
+            FileNotFoundError: if there is no such file or folder.
+            CheckpointError: for an empty, damaged or unreadable file.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"weights not found: {path} (expected an export folder, a .safetensors/.pth file "
+                "or a weights name such as 'MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS')"
+            )
+        recorded = recorded_model_args(path)
+        file = path / EXPORT_WEIGHTS_FILENAME if path.is_dir() else path
+        state_dict = read_checkpoint(file)
+        return cls(
+            state_dict=state_dict,
+            architecture=recorded.get("architecture"),
+            hour_encoding=recorded.get("hour_encoding") or state_dict_hour_encoding(state_dict),
+            provenance=Provenance(str(file), file_sha256(file)),
+        )
+
+    @classmethod
+    def from_entry(cls, weights: WeightsEnum) -> Checkpoint:
+        """Read a weights entry from its ``url`` (see the module docstring).
+
+        Raises:
+            PretrainedWeightsError: if the weights can be neither found in the cache nor
+                downloaded.
+        """
+        url, name = str(weights.url), str(weights.meta["model"])
+        hub = _HUB_URL.match(url)
+        try:
+            if hub:
+                file = Path(hf_hub_download(hub["repo"], hub["file"], revision=hub["rev"]))
+                state_dict = read_checkpoint(file)
+                provenance = Provenance(str(file), file_sha256(file), str(weights))
+            else:  # a mirror, or a local file (TorchGeo's tests monkeypatch the url so)
+                state_dict = torchvision_api.load_state_dict_from_url(
+                    url, map_location="cpu", weights_only=True
+                )
+                provenance = Provenance(url, entry=str(weights))
+        except OSError as err:  # offline without cache, network errors, missing entries
+            raise PretrainedWeightsError(
+                f"Could not load pretrained weights for {name!r} from {url}: {err}. "
+                f"{how_to_load(name)}{hub_hint() if hub else ''}."
+            ) from err
+        recorded = weights.meta.get("hour_encoding")
+        return cls(
+            state_dict=state_dict,
+            architecture=name,
+            hour_encoding=recorded or state_dict_hour_encoding(state_dict),
+            provenance=provenance,
+        )
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, Any]) -> Checkpoint:
+        """Weights already in memory (any layout :func:`checkpoint_filter_fn` converts)."""
+        return cls(
+            state_dict=state_dict,
+            architecture=None,
+            hour_encoding=state_dict_hour_encoding(state_dict),
+            provenance=Provenance("state dict"),
+        )
+
+
+#: Anything :func:`~torchgeo_moemae.models.load_weights` accepts.
 Weights: TypeAlias = Checkpoint | WeightsEnum | str | Path | Mapping[str, Any]
 
 
@@ -203,7 +267,7 @@ def recorded_model_args(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    config = folder / "config.json"
+    config = folder / EXPORT_CONFIG_FILENAME
     if not config.is_file() or (
         path.is_file() and path.name not in (EXPORT_WEIGHTS_FILENAME, MAE_FILENAME)
     ):
@@ -227,82 +291,32 @@ def state_dict_hour_encoding(state_dict: Mapping[str, Any]) -> HourEncoding:
     return "authors" if is_upstream_state_dict(unwrap_checkpoint(state_dict)) else "utc"
 
 
-def _from_path(path: Path) -> Checkpoint:
-    recorded = recorded_model_args(path)
-    file = path / EXPORT_WEIGHTS_FILENAME if path.is_dir() else path
-    state_dict = read_checkpoint(file)
-    return Checkpoint(
-        state_dict=state_dict,
-        architecture=recorded.get("architecture"),
-        hour_encoding=recorded.get("hour_encoding") or state_dict_hour_encoding(state_dict),
-        provenance=Provenance(str(file), file_sha256(file)),
-    )
+def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a Lightning checkpoint (``.ckpt``) after verifying it (see :func:`read_checkpoint`).
 
-
-def _from_entry(weights: WeightsEnum) -> Checkpoint:
-    url, name = str(weights.url), str(weights.meta["model"])
-    hub = _HUB_URL.match(url)
-    try:
-        if hub:
-            file = Path(hf_hub_download(hub["repo"], hub["file"], revision=hub["rev"]))
-            state_dict = read_checkpoint(file)
-            provenance = Provenance(str(file), file_sha256(file), str(weights))
-        else:  # a mirror, or a local file (TorchGeo's tests monkeypatch the url so)
-            state_dict = torchvision_api.load_state_dict_from_url(
-                url, map_location="cpu", weights_only=True
-            )
-            provenance = Provenance(url, entry=str(weights))
-    except OSError as err:  # offline without cache, network errors, missing entries
-        raise PretrainedWeightsError(
-            f"Could not load pretrained weights for {name!r} from {url}: {err}. "
-            f"{how_to_load(name)}{hub_hint() if hub else ''}."
-        ) from err
-    recorded = weights.meta.get("hour_encoding")
-    return Checkpoint(
-        state_dict=state_dict,
-        architecture=name,
-        hour_encoding=recorded or state_dict_hour_encoding(state_dict),
-        provenance=provenance,
-    )
-
-
-def load_weights(weights: Weights) -> Checkpoint:
-    """Read any accepted weights once.
-
-    Args:
-        weights: a :class:`Checkpoint` (returned as is), a weights entry, a folder written by
-            ``moemae export``, a ``.safetensors`` file, a torch checkpoint (the authors' ``.pth``,
-            their state dict, this package's encoder or MAE state dict), or a state dict.
+    Returns:
+        the checkpoint dict (``state_dict``, ``hyper_parameters``, ...), on the CPU.
 
     Raises:
-        FileNotFoundError: if a path does not exist.
-        PretrainedWeightsError: if a weights entry can be neither found in the cache nor downloaded.
-        CheckpointError: for an empty, damaged or unreadable file.
+        FileNotFoundError: if ``path`` is not a file.
+        CheckpointError: (one line, naming ``path``) if the file is empty, damaged (a record fails
+            its CRC-32), or not a Lightning checkpoint (for the authors' ``.pth`` it says how to
+            load it).
     """
-    if isinstance(weights, Checkpoint):
-        return weights
-    if isinstance(weights, WeightsEnum):
-        return _from_entry(weights)
-    if isinstance(weights, Mapping):
-        return Checkpoint(
-            state_dict=weights,
-            architecture=None,
-            hour_encoding=state_dict_hour_encoding(weights),
-            provenance=Provenance("state dict"),
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Lightning checkpoint not found: {path}")
+    checkpoint = read_checkpoint(path)
+    if "pytorch-lightning_version" in checkpoint and "state_dict" in checkpoint:
+        return checkpoint
+    if is_upstream_state_dict(unwrap_checkpoint(checkpoint)):
+        raise CheckpointError(
+            f"{path}: the authors' MoE-MAE checkpoint, not a Lightning one; load it with "
+            f"timm.create_model('moemae_landsat', pretrained=True, "
+            f"pretrained_cfg_overlay=dict(file='{path}')) or torchgeo_moemae.models.create_mae('S', "
+            f"'{path}')"
         )
-    path = Path(weights)
-    if path.exists():
-        return _from_path(path)
-    raise FileNotFoundError(
-        f"weights not found: {path} (expected an export folder, a .safetensors/.pth file or a "
-        "weights name such as 'MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS')"
+    raise CheckpointError(
+        f"{path}: not a Lightning checkpoint (no 'pytorch-lightning_version'/'state_dict'; keys: "
+        f"{sorted(checkpoint)[:5]})"
     )
-
-
-def checkpoint_hour_encoding(checkpoint: Weights) -> HourEncoding:
-    """The hour rule the weights of a checkpoint were trained with.
-
-    ``"authors"`` for the authors' layout (their ``.pth`` or state dict), the ``hour_encoding``
-    recorded in the ``config.json`` of a folder written by ``moemae export``, else ``"utc"``.
-    """
-    return load_weights(checkpoint).hour_encoding

@@ -11,8 +11,8 @@ from timm.models import checkpoint
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
-from ._checks import cast, eager_checks_enabled, value_checks_enabled
 from .block import MoEBlock
+from .checks import cast, eager_checks_enabled, value_checks_enabled
 from .metadata import METADATA_FIELDS, HourEncoding, check_hour_encoding, encode_metadata
 from .moe import MoEAux, balancing_loss
 

@@ -1,4 +1,4 @@
-"""Build any MoE-MAE model (encoder or full MAE) and load any supported checkpoint: the one place.
+"""Build any MoE-MAE model (encoder or full MAE), optionally with any supported weights.
 
 Models are named by size (``"S"``, ``"XS"``, ``"XXS"``), by timm name (``moemae_landsat*``, or any
 other timm model for the encoder), or not at all when the weights say what they are (a folder written
@@ -6,54 +6,44 @@ by ``moemae export`` records its ``architecture`` in ``config.json``; a weights 
 
 Weights may be:
 
-* a :class:`~torchvision.models.WeightsEnum` entry or its full name (downloaded once through
+* a :class:`~torchvision.models.WeightsEnum` entry or its full name (read once through
   :func:`huggingface_hub.hf_hub_download` into the Hugging Face cache; ``HF_HUB_OFFLINE`` is honoured);
 * a folder written by ``moemae export`` (``model.safetensors`` + ``config.json`` [+ ``mae.safetensors``]);
 * a ``.safetensors`` file or a torch checkpoint: the authors' ``.pth`` (training dict or state dict),
   this package's encoder or MAE state dict;
 * a state dict.
 
-Weights are read once by :func:`~torchgeo_moemae.models.checkpoint.load_weights` (which also
-accepts its own :class:`~torchgeo_moemae.models.checkpoint.Checkpoint`, so a caller that records the
-weights' provenance reads them only once), and every layout goes through
+Weights are read once by :func:`~torchgeo_moemae.models.load_weights` (which also accepts its own
+:class:`~torchgeo_moemae.models.Checkpoint`, so a caller that records the weights' provenance reads
+them only once), and every layout goes through
 :func:`~torchgeo_moemae.models.convert.checkpoint_filter_fn`, the same converter as
 ``timm.create_model(..., pretrained=True)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import timm
 from torch import nn
 
-from .checkpoint import (
-    MAE_FILENAME,
-    Checkpoint,
-    Weights,
-    load_weights,
-    read_checkpoint,
-    recorded_model_args,
-)
+from ..vocabulary import MAE_FILENAME
+from .checkpoint import Checkpoint, Weights, recorded_model_args
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
 from .metadata import HourEncoding
 from .registry import MODEL_VARIANTS
-from .weights import get_model_weights, get_weight
+from .weights import get_model_weights, load_weights
 
 __all__ = [
-    "MAE_FILENAME",
-    "Weights",
     "create_encoder",
     "create_mae",
     "export_architecture",
     "get_model",
-    "load_checkpoint",
-    "read_checkpoint",
-    "read_weights",
+    "load_into",
+    "mae_weights",
     "timm_name",
 ]
 
@@ -87,18 +77,25 @@ def export_architecture(path: str | Path) -> str | None:
     return recorded_model_args(path).get("architecture")
 
 
-def load_checkpoint(
-    model: nn.Module, checkpoint: str | Path | Mapping[str, Any], strict: bool = True
-) -> nn.Module:
-    """Load any known checkpoint layout into a :class:`MoEMAEEncoder` or :class:`MoEMAE`.
+def load_into(model: nn.Module, weights: Weights, strict: bool = True) -> nn.Module:
+    """Load weights of any known layout into a :class:`MoEMAEEncoder` or :class:`MoEMAE`.
 
-    An encoder also loads from full-MAE checkpoints (the decoder is dropped).
+    An encoder also loads from full-MAE weights (the decoder is dropped).
 
     Raises:
-        ValueError: naming the missing, unexpected and mis-shaped keys if the checkpoint does not match.
+        ValueError: starting with where the weights came from: a layout that cannot be converted,
+            or the missing, unexpected and mis-shaped keys if the weights do not match.
     """
-    source = checkpoint if isinstance(checkpoint, Mapping) else read_checkpoint(checkpoint)
-    state_dict = checkpoint_filter_fn(source, model)
+    checkpoint = load_weights(weights)
+    try:
+        state_dict = checkpoint_filter_fn(checkpoint.state_dict, model)
+    except KeyError as err:
+        raise ValueError(
+            f"{checkpoint.provenance}: incomplete weights, key {err} is missing (a damaged or "
+            "partial checkpoint?)"
+        ) from err
+    except ValueError as err:
+        raise ValueError(f"{checkpoint.provenance}: {err}") from err
     own = model.state_dict()
     shapes = [
         f"{k}: {tuple(v.shape)} != {tuple(own[k].shape)}"
@@ -108,27 +105,13 @@ def load_checkpoint(
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     if shapes or (strict and (missing or unexpected)):
-        name = "state dict" if isinstance(checkpoint, Mapping) else checkpoint
         raise ValueError(
-            f"checkpoint {name} does not match {type(model).__name__}: "
+            f"{checkpoint.provenance}: the weights do not match {type(model).__name__}: "
             f"{len(missing)} missing keys {missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}, "
             f"shape mismatches {shapes[:5]} (wrong model size?)"
         )
     model.load_state_dict(state_dict, strict=strict)
     return model
-
-
-def read_weights(weights: Weights | None) -> Checkpoint | None:
-    """Weights read once (a weights name is looked up first); None for a random initialisation.
-
-    What :func:`create_encoder` and :func:`create_mae` do with ``weights``; a caller that also
-    records where the weights came from (``.provenance``) reads them here and passes the result.
-    """
-    if weights is None:
-        return None
-    if isinstance(weights, str) and "_Weights." in weights and not Path(weights).exists():
-        weights = get_weight(weights)
-    return load_weights(weights)
 
 
 def _pick_name(model: str | None, checkpoint: Checkpoint | None) -> str:
@@ -162,7 +145,7 @@ def create_encoder(
             not fit the model (wrong size).
         FileNotFoundError: if the weights do not exist.
     """
-    checkpoint = read_weights(weights)
+    checkpoint = None if weights is None else load_weights(weights)
     name = _pick_name(model, checkpoint)
     if _is_moemae(name):
         if checkpoint is not None:  # weights keep the hour rule they were trained with
@@ -173,7 +156,7 @@ def create_encoder(
         assert isinstance(ours, MoEMAEEncoder)
         if checkpoint is not None:  # a classifier head or pruned blocks are not loaded strictly
             strict = ours is built and ours.num_classes == 0
-            load_checkpoint(ours, checkpoint.state_dict, strict=strict)
+            load_into(ours, checkpoint, strict=strict)
         return built
     options: dict[str, Any] = {"in_chans": 7, "num_classes": 0, **kwargs}
     if checkpoint is not None:  # timm adapts the stem and head of its own models
@@ -200,12 +183,10 @@ def create_mae(
             ``mae.safetensors`` ...); None for a random initialisation.
         allow_encoder_weights: accept encoder-only weights too (the decoder then starts from scratch).
         hour_encoding: the encoder's hour rule; None: the one the weights were trained with
-            (:func:`~torchgeo_moemae.models.checkpoint_hour_encoding`), ``"utc"`` without weights.
+            (:attr:`~torchgeo_moemae.models.Checkpoint.hour_encoding`), ``"utc"`` without weights.
         **kwargs: forwarded to :class:`MoEMAE` (``mask_ratio``, decoder settings).
     """
-    if isinstance(weights, str | Path) and (Path(weights) / MAE_FILENAME).is_file():
-        weights = Path(weights) / MAE_FILENAME  # an export folder's full MAE
-    checkpoint = read_weights(weights)
+    checkpoint = None if weights is None else load_weights(mae_weights(weights))
     name = timm_name(_pick_name(model, checkpoint), True)
     if hour_encoding is None:
         hour_encoding = "utc" if checkpoint is None else checkpoint.hour_encoding
@@ -215,15 +196,22 @@ def create_mae(
     if checkpoint is None:
         return mae
     try:
-        load_checkpoint(mae, checkpoint.state_dict)
+        load_into(mae, checkpoint)
     except ValueError as mae_error:
         if not allow_encoder_weights:
-            raise ValueError(f"{checkpoint.provenance}: {mae_error}") from mae_error
+            raise
         try:
-            load_checkpoint(mae.encoder, checkpoint.state_dict)
+            load_into(mae.encoder, checkpoint)
         except ValueError:
             raise mae_error from None
     return mae
+
+
+def mae_weights(weights: Weights) -> Weights:
+    """The full-MAE weights of ``weights``: an export folder's ``mae.safetensors``, else as given."""
+    if isinstance(weights, str | Path) and (Path(weights) / MAE_FILENAME).is_file():
+        return Path(weights) / MAE_FILENAME
+    return weights
 
 
 def get_model(name: str, weights: Weights | None = None, **kwargs: Any) -> nn.Module:

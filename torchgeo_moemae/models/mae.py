@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
-from ._checks import cast
 from .block import MoEBlock
+from .checks import cast
 from .encoder import MoEMAEEncoder, _init_weights
 from .moe import MoEAux
 

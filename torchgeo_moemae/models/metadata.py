@@ -21,7 +21,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from ._checks import cast, eager_checks_enabled, value_checks_enabled
+from .checks import cast, eager_checks_enabled, value_checks_enabled
 
 __all__ = ["METADATA_FIELDS", "HourEncoding", "encode_metadata", "iso_week_and_utc_hour"]
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import cast, eager_checks_enabled
+from .checks import cast, eager_checks_enabled
 
 __all__ = [
     "ExpertWeights",

@@ -1,12 +1,11 @@
 """timm registration of the MoE-MAE encoders: sizes, pretrained cfgs, the ``moemae_landsat*`` names.
 
 Building models and loading checkpoints for users lives in :mod:`torchgeo_moemae.models.factory`;
-this module only holds what timm's registry needs (and the one size <-> name map).
+this module only holds what timm's registry needs (and the size <-> name map).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ from timm.models import (
 
 from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..errors import PretrainedWeightsError
+from ..vocabulary import EXPORT_WEIGHTS_FILENAME
 from .checkpoint import (
-    EXPORT_WEIGHTS_FILENAME,
     HF_HUB_FILENAME,
     HF_HUB_ID,
     how_to_load,
@@ -31,6 +30,7 @@ from .checkpoint import (
 )
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
+from .metadata import HourEncoding
 
 __all__ = ["MODEL_SIZES", "MODEL_VARIANTS"]
 
@@ -46,7 +46,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         embed_dim=108, depth=9, hidden_first=81, hidden_last=27, num_heads=6, num_kv_groups=3
     ),
 }
-#: timm model name -> size: the package's one size <-> name map.
+#: timm model name -> size.
 MODEL_VARIANTS = {"moemae_landsat": "S", "moemae_landsat_xs": "XS", "moemae_landsat_xxs": "XXS"}
 
 
@@ -78,13 +78,16 @@ default_cfgs = generate_default_cfgs(
 )
 
 
-def _load_filter(
-    state_dict: dict[str, Any], model: MoEMAEEncoder, keep_hour_encoding: bool
-) -> dict[str, Any]:
-    """timm ``pretrained_filter_fn``: the weights keep the hour rule they were trained with."""
-    if not keep_hour_encoding:
-        model.hour_encoding = state_dict_hour_encoding(state_dict)
-    return checkpoint_filter_fn(state_dict, model)
+class _HourRuleOfLoadedWeights:
+    """timm ``pretrained_filter_fn`` that converts the weights timm read and notes the hour rule
+    they were trained with, for the loader to set once the model is built."""
+
+    def __init__(self) -> None:
+        self.hour_encoding: HourEncoding | None = None
+
+    def __call__(self, state_dict: dict[str, Any], model: MoEMAEEncoder) -> dict[str, Any]:
+        self.hour_encoding = state_dict_hour_encoding(state_dict)
+        return checkpoint_filter_fn(state_dict, model)
 
 
 def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> MoEMAEEncoder:
@@ -113,10 +116,10 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         if Path(overlay["file"]).is_dir():
             overlay["file"] = str(Path(overlay["file"]) / EXPORT_WEIGHTS_FILENAME)
             model_args["pretrained_cfg_overlay"] = overlay
-    # timm resolves and reads the weights; the filter converts them and keeps their hour rule
-    load_filter = partial(_load_filter, keep_hour_encoding="hour_encoding" in model_args)
+    # timm resolves and reads the weights; the filter converts them and notes their hour rule
+    load_filter = _HourRuleOfLoadedWeights()
     try:
-        return build_model_with_cfg(
+        model = build_model_with_cfg(
             MoEMAEEncoder,
             variant,
             True,
@@ -130,6 +133,11 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
             f"Could not load pretrained weights for {variant!r} from {location}: {err}. "
             f"{how_to_load(name)}{hint}."
         ) from err
+    # the weights keep the hour rule they were trained with, unless the caller chose one
+    if "hour_encoding" not in model_args and load_filter.hour_encoding is not None:
+        encoder: Any = model if isinstance(model, MoEMAEEncoder) else model.model
+        encoder.hour_encoding = load_filter.hour_encoding
+    return model
 
 
 @register_model

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import PretrainedWeightsError
-from ..models import RANDOM_INIT, MoEMAEEncoder, Provenance, create_encoder, load_weights
-from ..models.checkpoint import HF_HUB_FILENAME, HF_HUB_ID, Checkpoint
+from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
+from ..models.checkpoint import HF_HUB_FILENAME, HF_HUB_ID, RANDOM_INIT, Checkpoint
 
 __all__ = ["load_scene_encoder"]
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ..models import skip_value_checks
+from ..models.checks import skip_value_checks
 from .clipping import clip_grad_norm_
 
 __all__ = [

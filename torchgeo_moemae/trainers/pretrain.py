@@ -15,9 +15,13 @@ from torchgeo.trainers import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..export import export_encoder
-from ..models import MAEOutput, MoEAux, create_mae, skip_value_checks
-from ..probe.featurizer import DEFAULT_POOL, Featurizer
+from ..models import create_mae
+from ..models.checks import skip_value_checks
+from ..models.mae import MAEOutput
+from ..models.moe import MoEAux
+from ..probe.featurizer import Featurizer
 from ..utils import METADATA_KEYS
+from ..vocabulary import DEFAULT_POOL
 from .cuda_graph import GraphedTrainStep, StepRecords, canonical_checkpoint, clip_gradients
 from .regional import compile_blocks
 from .schedule import warmup_cosine_scheduler
