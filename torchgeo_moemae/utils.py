@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-__all__ = ["METADATA_KEYS", "batch_metadata", "eval_mode", "file_sha256"]
+__all__ = ["METADATA_KEYS", "batch_metadata", "default_device", "eval_mode", "file_sha256"]
 
 #: Batch keys of the metadata the encoder takes as keywords (degrees, degrees, POSIX seconds UTC).
 METADATA_KEYS: tuple[str, str, str] = ("lat", "lon", "time")
@@ -19,6 +20,13 @@ METADATA_KEYS: tuple[str, str, str] = ("lat", "lon", "time")
 def batch_metadata(batch: Mapping[str, Any]) -> dict[str, Any]:
     """The ``lat``/``lon``/``time`` entries a batch has, as keywords for the encoder."""
     return {k: batch[k] for k in METADATA_KEYS if k in batch}
+
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, or CUDA when present, else the CPU (every command's default)."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @contextmanager

@@ -11,9 +11,11 @@ from .common import (
     add_common_arguments,
     add_dataset_arguments,
     add_overwrite_argument,
+    add_weights_arguments,
     check_dataset_root,
     check_input,
     check_weights,
+    load_model,
     make_datamodule,
 )
 
@@ -28,22 +30,6 @@ examples:
   moemae analyze tsne --embeddings emb/ben/test_cls --out figs/tsne.png
   moemae analyze curves --logs lightning_logs/version_0 --out figs/curves.png
 """
-
-
-def _add_model(p: argparse.ArgumentParser, mae: bool = False) -> None:
-    p.add_argument(
-        "--model",
-        help="S, XS or XXS (default: the architecture an export folder records, else S)",
-    )
-    what = (
-        "full-MAE weights (an export folder with mae.safetensors, mae.safetensors or the authors' .pth)"
-        if mae
-        else ("encoder weights (export folder, .safetensors, the authors' .pth)")
-    )
-    p.add_argument("--weights", help=what)
-    p.add_argument(
-        "--random-init", action="store_true", help="use a randomly initialised model on purpose"
-    )
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -79,13 +65,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         description="Rows: samples. Columns: original RGB, reconstruction without masking, masked "
         "input, reconstruction from the visible patches (visible patches pasted from the original).",
     )
-    _add_model(p, mae=True)
+    add_weights_arguments(p, mae=True)
     _add_data(p)
     p.add_argument("--mask-ratio", type=float, default=0.75)
     p.add_argument("--out", type=Path, required=True, help="PNG path")
 
     p = _analysis(sub, "experts", help="per-expert contribution and ablation maps")
-    _add_model(p)
+    add_weights_arguments(p)
     _add_data(p)
     p.add_argument("--layers", default="0", help="comma-separated layers (default: 0)")
     p.add_argument("--out", type=Path, required=True, help="output directory for PNGs")
@@ -126,7 +112,7 @@ def _expert_figures(layers: str) -> list[str]:
 def check(args: argparse.Namespace) -> None:
     """Inputs and outputs of the chosen analysis, before anything is loaded."""
     if args.analysis in ("reconstruction", "experts"):
-        check_weights(args.weights, args.random_init)
+        check_weights(args)
         check_dataset_root(args)
     if args.analysis == "tsne":
         check_input(args.embeddings, "--embeddings", "folder")
@@ -209,9 +195,8 @@ def _run(args: argparse.Namespace) -> int:
     meta = batch_metadata(batch)
     if args.analysis == "reconstruction":
         from ..analysis.reconstruction import plot_reconstruction
-        from ..models import create_mae
 
-        mae = create_mae(args.model, args.weights)
+        mae, _ = load_model(args, mae=True)
         fig = plot_reconstruction(
             mae,
             batch["image"],
@@ -228,9 +213,9 @@ def _run(args: argparse.Namespace) -> int:
             expert_contribution_maps,
             plot_expert_maps,
         )
-        from ..models import MoEMAEEncoder, create_encoder
+        from ..models import MoEMAEEncoder
 
-        encoder = create_encoder(args.model, args.weights)
+        encoder, _ = load_model(args)
         if not isinstance(encoder, MoEMAEEncoder):
             raise ValueError(f"expert maps need a MoE-MAE encoder, got model {args.model!r}")
         layers = [int(v) for v in args.layers.split(",")]

@@ -5,7 +5,9 @@ A command module uses it like this::
     from .common import add_dataset_arguments, make_datamodule, progress
 
     def configure_parser(parser):          # --threads and --debug are already there
+        add_weights_arguments(parser)      # --model --weights --random-init
         add_dataset_arguments(parser)      # --dataset --root --download --on-error --max-fill-fraction
+        add_loader_arguments(parser)       # --batch-size --num-workers --device
         parser.add_argument("--out", type=Path, required=True)
 
     def run(args) -> int:                  # called through run_command: threads set, errors caught
@@ -28,29 +30,32 @@ of the wrong size, a bad argument value, weights that cannot be fetched) print o
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PretrainedWeightsError
+from ..vocabulary import DATASETS, weights_kind
 
 __all__ = [
-    "DATAMODULES",
     "MAX_DEFAULT_THREADS",
     "USER_ERRORS",
     "CommandError",
     "add_common_arguments",
     "add_dataset_arguments",
+    "add_loader_arguments",
     "add_overwrite_argument",
+    "add_weights_arguments",
     "check_dataset_root",
     "check_input",
+    "check_loader",
     "check_weights",
     "default_threads",
     "default_workers",
+    "load_model",
     "make_datamodule",
     "one_line",
     "progress",
@@ -58,16 +63,13 @@ __all__ = [
     "split_names",
 ]
 
+if TYPE_CHECKING:
+    from ..models import Provenance
+
 T = TypeVar("T")
 
 #: ``--threads`` default: the physical cores, at most this many (more rarely helps these small models).
 MAX_DEFAULT_THREADS = 8
-
-#: ``--dataset`` name -> datamodule class path.
-DATAMODULES = {
-    "bigearthnet_ls": "torchgeo_moemae.datamodules.BigEarthNetLSDataModule",
-    "eurosat_ls": "torchgeo_moemae.datamodules.EuroSATLSDataModule",
-}
 
 
 class CommandError(Exception):
@@ -140,25 +142,102 @@ def check_input(path: Path, what: str, kind: str = "any") -> Path:
     return path
 
 
-#: file name endings that make a ``--weights`` value a path (not a weights entry name)
-WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+def add_weights_arguments(parser: argparse.ArgumentParser, mae: bool = False) -> None:
+    """``--model``, ``--weights``, ``--random-init`` (checked by :func:`check_weights`).
+
+    ``mae``: the command needs the full MAE (encoder and decoder), not only the encoder.
+    """
+    parser.add_argument(
+        "--model",
+        help="S, XS, XXS or a moemae_landsat* timm name"
+        + ("" if mae else ", or any timm model")
+        + " (default: the architecture the weights record, else S)",
+    )
+    parser.add_argument(
+        "--weights",
+        help=(
+            "full-MAE weights: an export folder (its mae.safetensors), mae.safetensors or the "
+            "authors' .pth"
+            if mae
+            else "encoder weights: an export folder, .safetensors, the authors' .pth or a weights "
+            "name (MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS: the published weights)"
+        ),
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help="use a randomly initialised model on purpose (a baseline or a demo; without --weights)",
+    )
 
 
-def check_weights(weights: str | Path | None, random_init: bool) -> None:
-    """``--weights`` names an existing path (if it is one), or ``--random-init`` asks for random
-    weights on purpose: embeddings of a random encoder look like real ones but mean nothing."""
-    if weights is None:
-        if not random_init:
+def check_weights(args: argparse.Namespace) -> None:
+    """``--weights`` names an existing path or a weights entry of this package, or
+    ``--random-init`` asks for random weights on purpose: the outputs of a random model look like
+    real ones but mean nothing, so they are never made silently."""
+    if args.weights is None:
+        if not args.random_init:
             raise CommandError(
                 "no --weights: pass --weights (an export folder, .safetensors, the authors' .pth or "
-                "a weights name), or --random-init to use a randomly initialised encoder on purpose"
+                "a weights name such as MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS), or "
+                "--random-init to use a randomly initialised model on purpose"
             )
         return
-    if random_init:
+    if args.random_init:
         raise CommandError("--random-init and --weights exclude each other")
-    path = Path(weights)
-    if path.suffix in WEIGHTS_SUFFIXES or len(path.parts) > 1 or path.exists():
-        check_input(path, "--weights")
+    try:
+        kind = weights_kind(args.weights)
+    except ValueError as err:
+        raise CommandError(f"--{err}") from None
+    if kind == "path":
+        check_input(Path(args.weights), "--weights")
+    elif kind == "torchgeo":
+        raise CommandError(
+            f"--weights {args.weights}: a TorchGeo weights entry, not MoE-MAE weights; compare "
+            "TorchGeo's models with `moemae evaluate --encoder`"
+        )
+
+
+def load_model(args: argparse.Namespace, mae: bool = False) -> tuple[Any, Provenance]:
+    """The model of :func:`add_weights_arguments`' options (the full MAE with ``mae``, else the
+    encoder) and where its weights came from."""
+    from ..models import create_encoder, create_mae, load_weights
+    from ..models.checkpoint import RANDOM_INIT
+    from ..models.factory import mae_weights
+
+    if args.weights is None:
+        return (create_mae if mae else create_encoder)(args.model), RANDOM_INIT
+    checkpoint = load_weights(mae_weights(args.weights) if mae else args.weights)
+    model = (create_mae if mae else create_encoder)(args.model, checkpoint)
+    return model, checkpoint.provenance
+
+
+def add_loader_arguments(
+    parser: argparse.ArgumentParser, batch_size: int = 256, workers: bool = True
+) -> None:
+    """``--batch-size``, ``--num-workers`` (unless not ``workers``) and ``--device``.
+
+    ``--device`` defaults to None: CUDA when present, else the CPU
+    (:func:`~torchgeo_moemae.utils.default_device`).
+    """
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help="images per batch (default: %(default)s)"
+    )
+    if workers:
+        parser.add_argument(
+            "--num-workers",
+            type=int,
+            default=default_workers(),
+            help="data-loader worker processes (default: from the core count, %(default)s)",
+        )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+
+def check_loader(args: argparse.Namespace) -> None:
+    """The values of :func:`add_loader_arguments` are usable."""
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size must be positive, got {args.batch_size}")
+    if getattr(args, "num_workers", 0) < 0:
+        raise CommandError(f"--num-workers must be 0 or more, got {args.num_workers}")
 
 
 def check_dataset_root(args: argparse.Namespace) -> None:
@@ -204,7 +283,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, nested: bool = False) 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset``, ``--root``, ``--download``, ``--on-error``, ``--max-fill-fraction``."""
-    parser.add_argument("--dataset", choices=sorted(DATAMODULES), default="bigearthnet_ls")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="bigearthnet_ls")
     parser.add_argument(
         "--root", type=Path, default=Path("data"), help="dataset root (default: %(default)s)"
     )
@@ -226,7 +305,6 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
     """The datamodule of :func:`add_dataset_arguments`' options; ``kwargs`` go to it too."""
-    module, name = DATAMODULES[args.dataset].rsplit(".", 1)
     options: dict[str, Any] = {
         "root": args.root,
         "download": args.download,
@@ -234,7 +312,7 @@ def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
         "max_fill_fraction": args.max_fill_fraction,
         **kwargs,
     }
-    return getattr(importlib.import_module(module), name)(**options)
+    return DATASETS[args.dataset].datamodule_class()(**options)
 
 
 def progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:

@@ -6,20 +6,19 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_output, provenance_record
+from ..vocabulary import DEFAULT_POOL, POOLS, embedding_folder
 from .common import (
     add_dataset_arguments,
+    add_loader_arguments,
     add_overwrite_argument,
+    add_weights_arguments,
     check_dataset_root,
+    check_loader,
     check_weights,
-    default_workers,
+    load_model,
     make_datamodule,
     split_names,
 )
-
-#: ``--pool`` names (:data:`torchgeo_moemae.probe.POOLS`, spelled out so that parsing the
-#: arguments does not import torch)
-POOLS = ("cls", "avg", "all")
-DEFAULT_POOL = "cls"
 
 EPILOG = """\
 examples:
@@ -51,21 +50,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "on CUDA) and write the features chunk by chunk to memory-mapped .npy files."
     )
     parser.epilog = EPILOG
-    parser.add_argument(
-        "--model",
-        help="S/XS/XXS, a moemae_landsat* timm name, or any timm model (default: the architecture "
-        "an export folder's config.json records, else moemae_landsat)",
-    )
-    parser.add_argument(
-        "--weights",
-        help="encoder weights: an export folder, .safetensors, the authors' .pth or a weights name "
-        "(MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS)",
-    )
-    parser.add_argument(
-        "--random-init",
-        action="store_true",
-        help="embed with a randomly initialised encoder (a baseline; without --weights)",
-    )
+    add_weights_arguments(parser)
     add_dataset_arguments(parser)
     parser.add_argument(
         "--split", default="train,test", help="comma-separated splits (default: %(default)s)"
@@ -77,14 +62,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     add_overwrite_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=default_workers(),
-        help="data-loader worker processes (default: from the core count, %(default)s)",
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_loader_arguments(parser)
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast")
     parser.add_argument(
         "--post-norm",
@@ -98,27 +76,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Weights, dataset root, pools and every output folder, before anything is loaded."""
-    check_weights(args.weights, args.random_init)
+    check_weights(args)
+    check_loader(args)
     check_dataset_root(args)
     pools = split_names(args.pool, "--pool", POOLS)
     for split in split_names(args.split, "--split"):
         for pool in pools:
-            check_output(args.out / f"{split}_{pool}", folder=True, overwrite=args.overwrite)
+            check_output(
+                args.out / embedding_folder(split, pool), folder=True, overwrite=args.overwrite
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     """Embed each split and print where the features went."""
-    from ..models import RANDOM_INIT, create_encoder, read_weights
     from ..probe.embed import extract_embeddings
 
-    checkpoint = read_weights(args.weights)
-    encoder = create_encoder(args.model, checkpoint)
+    encoder, weights = load_model(args)
     datamodule = make_datamodule(args, batch_size=args.batch_size, num_workers=args.num_workers)
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
     model_name = cfg.get("architecture", args.model)
     info = {
         # which weights, model and package made these embeddings (the pool is added per folder)
-        **provenance_record(checkpoint.provenance if checkpoint else RANDOM_INIT, model_name),
+        **provenance_record(weights, model_name),
         "model_name": model_name,
         "dataset_name": args.dataset,
         "root": str(args.root),

@@ -6,12 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_output
+from ..vocabulary import DEFAULT_POOL, MAP_POOLS
 from .common import CommandError, add_overwrite_argument, check_input, check_weights
-from .embed import DEFAULT_POOL
-
-#: ``--pool`` names (:data:`torchgeo_moemae.scene.POOLS`, spelled out so that parsing the arguments
-#: does not import torch)
-POOLS = ("cls", "avg")
 
 EPILOG = """\
 examples:
@@ -57,7 +53,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=40, help="window step in px (default: 40)")
     parser.add_argument(
         "--pool",
-        choices=POOLS,
+        choices=MAP_POOLS,
         default=DEFAULT_POOL,
         help="CLS token or mean of all tokens, before the final LayerNorm (default: %(default)s)",
     )
@@ -78,7 +74,7 @@ def check(args: argparse.Namespace) -> None:
     """Input, weights and outputs, before the model is loaded."""
     check_input(args.input, "input")
     if args.weights is not None or args.random_init:
-        check_weights(args.weights, args.random_init)
+        check_weights(args)
     if args.stride < 1:
         raise CommandError(f"--stride must be positive, got {args.stride}")
     check_output(args.out, overwrite=args.overwrite, what="--out")

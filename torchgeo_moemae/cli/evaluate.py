@@ -6,12 +6,18 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_output
-from .common import CommandError, add_overwrite_argument, check_input, default_workers
+from ..vocabulary import PAPER_POOLS
+from .common import (
+    CommandError,
+    add_loader_arguments,
+    add_overwrite_argument,
+    check_input,
+    check_loader,
+    split_names,
+)
 
 #: the files ``moemae evaluate`` writes in --out
 OUTPUTS = ("evaluation.json", "evaluation.md")
-#: the embeddings the paper reports
-POOL_NAMES = ("cls", "all", "avg")
 
 EPILOG = """\
 examples:
@@ -56,7 +62,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true", help="download missing datasets")
     parser.add_argument(
         "--pool",
-        default="cls,all,avg",
+        default=",".join(PAPER_POOLS),
         help="embeddings of MoE-MAE encoders, comma-separated (default: %(default)s)",
     )
     parser.add_argument(
@@ -76,14 +82,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="output folder (default: %(default)s)",
     )
     parser.add_argument("--cache", type=Path, help="embedding cache (default: OUT/cache)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument(
-        "--num-workers",
-        type=int,
-        default=default_workers(),
-        help="data-loader worker processes (default: from the core count, %(default)s)",
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_loader_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--allow-overlap",
@@ -110,11 +109,7 @@ def _roots(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _pools(args: argparse.Namespace) -> list[str]:
-    pools = [p.strip() for p in args.pool.split(",") if p.strip()]
-    for pool in pools or [""]:
-        if pool not in POOL_NAMES:
-            raise CommandError(f"--pool {pool!r}: expected one of {', '.join(POOL_NAMES)}")
-    return pools
+    return split_names(args.pool, "--pool", PAPER_POOLS)
 
 
 def _cache(args: argparse.Namespace) -> Path:
@@ -127,6 +122,7 @@ def check(args: argparse.Namespace) -> None:
         if not args.download:
             check_input(root, f"--{name.split('_')[0]}-root", "folder")
     _pools(args)
+    check_loader(args)
     check_output(args.out, folder=True, contents=OUTPUTS, overwrite=args.overwrite, what="--out")
     check_output(_cache(args), folder=True, overwrite=True, what="--cache")
 
