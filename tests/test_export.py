@@ -15,10 +15,12 @@ import torch
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
 
-from torchgeo_moemae.checkpoints import CheckpointError, read_lightning_checkpoint
 from torchgeo_moemae.cli import main as moemae_main
+from torchgeo_moemae.errors import CheckpointError
 from torchgeo_moemae.export import export_encoder
-from torchgeo_moemae.models import MODEL_SIZES, MoEMAE, MoEMAEEncoder, create_mae
+from torchgeo_moemae.models import MoEMAE, MoEMAEEncoder, create_mae
+from torchgeo_moemae.models.checkpoint import read_lightning_checkpoint
+from torchgeo_moemae.models.registry import MODEL_SIZES
 from torchgeo_moemae.trainers import MoEMAEPretrainTask
 
 
@@ -159,7 +161,7 @@ def test_export_refuses_empty_and_foreign_checkpoints(
     empty.touch()  # used to give a bare EOFError
     code, err = _export_cli([str(empty), str(tmp_path / "a")], capsys)
     assert code == 2 and err.count("\n") == 1 and "empty file (0 bytes)" in err
-    # the authors' training checkpoint layout (used to give KeyError: 'pytorch-lightning_version')
+    # an incomplete file in the authors' training checkpoint layout (their complete ones convert)
     authors = tmp_path / "pretrained_S_best.pth"
     mae_state = {
         "encoder.patch_proj.weight": torch.zeros(1),
@@ -168,7 +170,7 @@ def test_export_refuses_empty_and_foreign_checkpoints(
     torch.save({"epoch": 3, "model_state": mae_state}, authors)
     code, err = _export_cli([str(authors), str(tmp_path / "b")], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert "the authors' MoE-MAE checkpoint" in err and "pretrained_cfg_overlay=dict(file=" in err
+    assert f"{authors}" in err and "incomplete weights" in err
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(authors.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="damaged or truncated"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import timm
 import torch
 from torch.utils.data import DataLoader
 
-from torchgeo_moemae.export import export_encoder
+from torchgeo_moemae.export import AUTHORS_FIELDS, export_encoder
 from torchgeo_moemae.models import checkpoint, create_mae
 from torchgeo_moemae.trainers import FineTuneTask
 
@@ -106,3 +107,12 @@ def test_finetune_then_export_round_trips_through_timm(
     task.eval()
     batch = next(iter(loader))
     torch.testing.assert_close(_logits(model, batch), _logits(task.model, batch))
+    # one export policy: what the weights started from is recorded, the authors' release is not
+    # claimed, and an earlier export is kept unless asked
+    config = json.loads((out / "config.json").read_text())
+    assert not set(AUTHORS_FIELDS) & set(config["pretrained_cfg"])
+    started = config["trained_with"]["weights"]
+    assert started["source"] == str(export / "model.safetensors") and started["sha256"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        task.export(out)
+    assert task.export(out, overwrite=True) == out

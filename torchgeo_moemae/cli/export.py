@@ -1,27 +1,27 @@
-"""``moemae export CHECKPOINT --out DIR``: a Lightning checkpoint -> a timm / Hugging Face Hub folder."""
+"""``moemae export CHECKPOINT --out DIR``: a checkpoint -> a timm / Hugging Face Hub folder."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from .common import CommandError, add_overwrite_argument, check_input
-
-#: :data:`torchgeo_moemae.export.EXPORT_FILES`, spelled out so that the checks do not import torch
-EXPORT_FILES = ("model.safetensors", "config.json", "mae.safetensors")
+from ..vocabulary import EXPORT_FILES
+from .common import add_overwrite_argument, check_input
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae export``."""
     parser.add_argument(
-        "checkpoint", type=Path, help="Lightning checkpoint (.ckpt) of the pre-training task"
+        "checkpoint",
+        type=Path,
+        help="Lightning checkpoint (.ckpt) of the pre-training task, or the authors' .pth",
     )
     parser.add_argument(
-        "--out", type=Path, help="output folder (model.safetensors, config.json, mae.safetensors)"
+        "--out",
+        type=Path,
+        required=True,
+        help=f"output folder ({', '.join(EXPORT_FILES)})",
     )
-    # the output folder was positional before --out; still accepted, with a deprecation notice
-    parser.add_argument("out_dir", type=Path, nargs="?", help=argparse.SUPPRESS)
     add_overwrite_argument(parser)
     parser.add_argument(
         "--no-mae",
@@ -35,16 +35,6 @@ def check(args: argparse.Namespace) -> None:
     """The checkpoint exists and the output folder can take an export, before anything is read."""
     from ..outputs import check_output
 
-    if args.out_dir is not None:
-        if args.out is not None:
-            raise CommandError("give the output folder once, with --out")
-        print(
-            f"moemae export: the positional output folder is deprecated; use --out {args.out_dir}",
-            file=sys.stderr,
-        )
-        args.out = args.out_dir
-    if args.out is None:
-        raise CommandError("--out is required (the output folder)")
     check_input(args.checkpoint, "checkpoint", "file")
     # the same check as export_encoder's, without importing torch first
     check_output(
@@ -59,7 +49,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; print the written files and how to load and publish them."""
     from ..export import export_encoder
-    from ..models import export_architecture
+    from ..models.factory import export_architecture
 
     out = export_encoder(
         args.checkpoint, args.out, save_mae=args.save_mae, overwrite=args.overwrite

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from timm.models import save_for_hf
 from timm.optim import param_groups_layer_decay
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
-from ..models import MoEMAEEncoder, create_encoder
-from ..outputs import atomic_output
+from ..export import save_export
+from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
+from ..models.checkpoint import RANDOM_INIT
 from ..utils import batch_metadata
 from .classification import ClassificationBase
 
@@ -72,13 +72,18 @@ class FineTuneTask(ClassificationBase):
         if task not in ("multilabel", "multiclass"):
             raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
+        #: where the weights fine-tuning started from came from (recorded by :meth:`export`)
+        self.initial_weights: Provenance = RANDOM_INIT
         super().__init__()
 
     def configure_models(self) -> None:
         """The encoder with a fresh head; the backbone frozen if asked."""
+        checkpoint = None if self.weights is None else load_weights(self.weights)
+        if checkpoint is not None:
+            self.initial_weights = checkpoint.provenance
         self.model = create_encoder(
             self.hparams["model"],
-            self.weights,
+            checkpoint,
             num_classes=self.hparams["num_classes"],
             global_pool=self.hparams["global_pool"],
         )
@@ -115,13 +120,15 @@ class FineTuneTask(ClassificationBase):
             return self.model(batch["image"], **batch_metadata(batch))
         return self.model(batch["image"])
 
-    @torch.no_grad()
-    def export(self, out_dir: str | Path) -> Path:
+    def export(self, out_dir: str | Path, overwrite: bool = False) -> Path:
         """Write the fine-tuned encoder and head as ``model.safetensors`` + ``config.json``.
 
+        As every export (:func:`~torchgeo_moemae.export.save_export`): an earlier export in
+        ``out_dir`` is kept unless ``overwrite``, files replace it only once all are complete, and
+        ``config.json`` records the weights fine-tuning started from, not the authors' release.
         Load it back with ``timm.create_model(architecture, num_classes=C, pretrained=True,
-        pretrained_cfg_overlay=dict(file=out_dir / "model.safetensors", num_classes=C))``.
-        Files replace those of ``out_dir`` only once all are complete.
+        pretrained_cfg_overlay=dict(file=..., num_classes=C))``, ``file`` naming the folder (a
+        MoE-MAE encoder) or the ``model.safetensors`` in it (any timm model).
         """
         model_args: dict[str, Any] = {
             "num_classes": self.hparams["num_classes"],
@@ -129,6 +136,6 @@ class FineTuneTask(ClassificationBase):
         }
         if isinstance(self.model, MoEMAEEncoder):
             model_args["hour_encoding"] = self.model.hour_encoding
-        with atomic_output(out_dir) as staging:
-            save_for_hf(self.model, str(staging), safe_serialization=True, model_args=model_args)
-        return Path(out_dir)
+        return save_export(
+            self.model, out_dir, self.initial_weights, model_args=model_args, overwrite=overwrite
+        )
