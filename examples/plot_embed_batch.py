@@ -4,7 +4,9 @@ Load the encoder and embed a batch
 
 Create the MoE-MAE encoder with timm, load weights from a local file, and turn a batch of Landsat
 patches with their metadata into embeddings: 105 tokens per image (4 metadata tokens, the CLS
-token and 10x10 patch tokens), pooled to a CLS vector, a token average or all tokens flattened.
+token and 10x10 patch tokens), pooled to a CLS vector, a token average or all tokens flattened,
+as the paper does (the tokens before the encoder's final LayerNorm, through
+:class:`~torchgeo_moemae.probe.Featurizer`).
 """
 
 # %%
@@ -22,6 +24,7 @@ from safetensors.torch import save_file
 
 import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.analysis import to_rgb
+from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 
@@ -51,14 +54,15 @@ print(f"{sum(p.numel() for p in encoder.parameters()):,} parameters")
 # Embeddings
 # ----------
 # Eval mode makes the expert routing deterministic. ``lat``/``lon`` are degrees and ``time`` POSIX
-# seconds; pass ``None`` (or NaN per sample) where metadata is missing.
+# seconds; pass ``None`` (or NaN per sample) where metadata is missing. The paper's embeddings are
+# the tokens *before* the final LayerNorm, which :class:`~torchgeo_moemae.probe.Featurizer` takes
+# (as ``moemae embed`` and the probes do); ``encoder.forward_features`` gives them after it.
+featurizer = Featurizer(encoder)
 with torch.no_grad():
-    tokens = encoder.forward_features(
-        batch["image"], lat=batch["lat"], lon=batch["lon"], time=batch["time"]
-    )
-cls = tokens[:, encoder.cls_index]  # (B, 144), the paper's "CLS token"
-avg = tokens.mean(dim=1)  # (B, 144), "all tokens (avg.)"
-flat = tokens.flatten(1)  # (B, 15120), "all tokens"
+    tokens = featurizer.tokens(batch)  # (B, 105, 144), before the final LayerNorm
+    cls = featurizer.pool(tokens, "cls")  # (B, 144), the paper's "CLS token"
+    avg = featurizer.pool(tokens, "avg")  # (B, 144), "all tokens (avg.)"
+    flat = featurizer.pool(tokens, "all")  # (B, 15120), "all tokens"
 print(
     "tokens",
     tuple(tokens.shape),

@@ -1,4 +1,4 @@
-"""Band normalisation and random flips of Landsat images: the package's one definition of each.
+"""Band normalisation and random flips of Landsat images.
 
 * :func:`normalize_dn` z-scores raw DN per band (what the TIFF datamodules' kornia ``Normalize``
   computes, bit for bit); :class:`Normalize` is its module form, the ``transforms`` of the weights

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 from ..outputs import check_output
+from ..vocabulary import DEFAULT_POOL, POOLS, embedding_folder
 from .common import add_overwrite_argument, check_input, split_names
-from .embed import DEFAULT_POOL, POOLS
 
 EPILOG = """\
 examples:
@@ -24,10 +23,6 @@ reads EMBEDDINGS/<split>_<pool>/ written by `moemae embed`; prints a markdown ta
 embeddings that share sample ids are refused (--allow-overlap: probe anyway, with a warning). Metrics: multi-label: micro/macro precision, recall, F1 (threshold 0.5),
 micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 """
-
-
-#: the fields of an embedding manifest that say what made the embeddings
-PROVENANCE_KEYS = ("weights", "model", "pool", "prenorm", "dataset", "N", "package_version")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +66,7 @@ def check(args: argparse.Namespace) -> None:
     check_input(args.embeddings, "--embeddings", "folder")
     for pool in split_names(args.pool, "--pool", POOLS):
         for split in dict.fromkeys((args.train_split, args.eval_split)):
-            folder = args.embeddings / f"{split}_{pool}"
+            folder = args.embeddings / embedding_folder(split, pool)
             if not (folder / "manifest.json").is_file():
                 raise FileNotFoundError(
                     f"{folder} is not an embedding directory (no manifest.json); create it with "
@@ -85,38 +80,26 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Probe each pool; print the table; save JSON and Markdown."""
     from .. import __version__
-    from ..probe.api import probe_embeddings
-    from ..probe.embed import embedding_dir, load_embeddings
+    from ..probe.api import probe_embedding_dirs
     from ..probe.metrics import format_metrics_table, save_metrics
 
-    results: dict[str, dict[str, float]] = {}
-    made_by: dict[str, dict[str, dict[str, Any]]] = {}
-    for pool in split_names(args.pool, "--pool", POOLS):
-        train = load_embeddings(embedding_dir(args.embeddings, args.train_split, pool))
-        evaluation = load_embeddings(embedding_dir(args.embeddings, args.eval_split, pool))
-        kwargs: dict[str, Any] = {
-            "C": args.C,
-            "standardize": args.standardize,
-            "allow_overlap": args.allow_overlap,
-        }
-        if args.max_iter is not None:
-            kwargs["max_iter"] = args.max_iter
-        kwargs["progress"] = True  # the sklearn fit shows its elapsed time, the torch one its steps
-        if args.method == "torch":
-            kwargs.update(device=args.device, epochs=args.epochs, optimizer=args.optimizer)
-        print(
-            f"{pool}: fitting the {args.method} probe on {len(train)} x {train.features.shape[1]} ...",
-            flush=True,
-        )
-        start = time.perf_counter()
-        metrics = probe_embeddings(train, evaluation, args.method, args.seed, **kwargs)
-        metrics["seconds"] = time.perf_counter() - start
-        results[pool] = metrics
-        made_by[pool] = {
-            split: {key: emb.manifest.get(key) for key in PROVENANCE_KEYS}
-            for split, emb in ((args.train_split, train), (args.eval_split, evaluation))
-        }
-        print(f"{pool}: done in {metrics['seconds']:.1f} s", flush=True)
+    # the sklearn fit shows its elapsed time, the torch one its steps
+    kwargs: dict[str, Any] = {"C": args.C, "standardize": args.standardize, "progress": True}
+    if args.max_iter is not None:
+        kwargs["max_iter"] = args.max_iter
+    if args.method == "torch":
+        kwargs.update(device=args.device, epochs=args.epochs, optimizer=args.optimizer)
+    results, made_by = probe_embedding_dirs(
+        args.embeddings,
+        split_names(args.pool, "--pool", POOLS),
+        args.method,
+        args.train_split,
+        args.eval_split,
+        args.seed,
+        args.allow_overlap,
+        log=lambda line: print(line, flush=True),
+        **kwargs,
+    )
     print(format_metrics_table(results, percent=args.percent))
     if args.out is not None:
         payload = {

@@ -1,26 +1,38 @@
-"""One-call linear probing: embed the train and evaluation splits, fit a probe, report metrics."""
+"""Linear probing in one call: of stored embeddings (:func:`probe_embeddings`,
+:func:`probe_embedding_dirs`) or of a frozen encoder on a datamodule (:func:`linear_probe`)."""
 
 from __future__ import annotations
 
 import time as _time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..outputs import check_output
-from .embed import Embeddings, extract_embeddings, shared_ids
-from .featurizer import DEFAULT_POOL
+from ..vocabulary import DEFAULT_POOL
+from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings, shared_ids
 from .metrics import compute_metrics, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import fit_torch_probe, torch_predict_proba
 
-__all__ = ["fit_predict", "linear_probe", "probe_embeddings"]
+__all__ = [
+    "PROVENANCE_KEYS",
+    "fit_predict",
+    "linear_probe",
+    "probe_embedding_dirs",
+    "probe_embeddings",
+]
 
 Method = Literal["sklearn", "torch"]
+
+#: The fields of an embedding manifest that say what made the embeddings.
+PROVENANCE_KEYS = ("weights", "model", "pool", "prenorm", "dataset", "N", "package_version")
 
 
 def fit_predict(
@@ -76,6 +88,48 @@ def probe_embeddings(
         train.features, train.labels, evaluation.features, task, c, method, seed, **kwargs
     )
     return compute_metrics(evaluation.labels, proba, task, c)  # type: ignore[arg-type]
+
+
+def probe_embedding_dirs(
+    embeddings: str | Path,
+    pools: Sequence[str],
+    method: Method = "sklearn",
+    train_split: str = "train",
+    eval_split: str = "test",
+    seed: int = 0,
+    allow_overlap: bool = False,
+    log: Callable[[str], None] = tqdm.write,
+    **probe_kwargs: Any,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, Any]]]]:
+    """Probe the embeddings ``moemae embed`` wrote under ``embeddings``, one pool at a time.
+
+    Args:
+        embeddings: the folder holding ``<split>_<pool>/`` embedding directories.
+        pools: the pools to probe.
+        method, seed, allow_overlap, **probe_kwargs: as :func:`probe_embeddings` takes them.
+        train_split, eval_split: the splits to fit on and to evaluate on.
+        log: where the progress lines go.
+
+    Returns:
+        ``{pool: metrics}`` (with ``seconds``, the probe's wall time) and, per pool and split, the
+        :data:`PROVENANCE_KEYS` of the embeddings' manifest (which weights, model and data made them).
+    """
+    results: dict[str, dict[str, float]] = {}
+    made_by: dict[str, dict[str, dict[str, Any]]] = {}
+    for pool in pools:
+        train = load_embeddings(embedding_dir(embeddings, train_split, pool))
+        evaluation = load_embeddings(embedding_dir(embeddings, eval_split, pool))
+        log(f"{pool}: fitting the {method} probe on {len(train)} x {train.features.shape[1]} ...")
+        start = _time.perf_counter()
+        metrics = probe_embeddings(train, evaluation, method, seed, allow_overlap, **probe_kwargs)
+        metrics["seconds"] = _time.perf_counter() - start
+        log(f"{pool}: done in {metrics['seconds']:.1f} s")
+        results[pool] = metrics
+        made_by[pool] = {
+            split: {key: emb.manifest.get(key) for key in PROVENANCE_KEYS}
+            for split, emb in ((train_split, train), (eval_split, evaluation))
+        }
+    return results, made_by
 
 
 def linear_probe(

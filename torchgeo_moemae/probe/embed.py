@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..outputs import atomic_path, check_output
-from ..utils import eval_mode
-from .featurizer import DEFAULT_POOL, POOLS, Featurizer, check_pool
+from ..utils import default_device, eval_mode
+from ..vocabulary import DEFAULT_POOL, embedding_folder
+from .featurizer import Featurizer, check_pool
 
 __all__ = [
     "IDS_FILE",
-    "POOLS",
     "Embeddings",
     "embedding_dir",
     "extract_embeddings",
@@ -74,8 +74,8 @@ IDS_FILE = "ids.npy"
 
 
 def embedding_dir(out_dir: str | Path, split: str, pool: str) -> Path:
-    """``out_dir/<split>_<pool>``: where one (split, pool) is stored."""
-    return Path(out_dir) / f"{split}_{pool}"
+    """Where one (split, pool) of ``out_dir`` is stored (:func:`~torchgeo_moemae.vocabulary.embedding_folder`)."""
+    return Path(out_dir) / embedding_folder(split, pool)
 
 
 def load_embeddings(path: str | Path, mmap: bool = True) -> Embeddings:
@@ -201,82 +201,29 @@ def extract_embeddings(
         for p in pool_list
         if out_dir is not None
     }
-    dev = (
-        torch.device(device)
-        if device is not None
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    dev = default_device(device)
     loader, aug = split_loader(data, split, batch_size, num_workers)
     if transform is not None:
         aug = transform
-    n = len(loader.dataset)  # type: ignore[arg-type]
     featurizer = Featurizer(encoder, prenorm)
-    param = next(encoder.parameters())
-    if param.device != dev:
-        encoder.to(dev)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if amp and dev.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    stores: dict[str, np.ndarray] = {}
-    labels: np.ndarray | None = None
-    offset = 0
     with contextlib.ExitStack() as partials:
         # every directory is written under a partial name and renamed only when all are complete
         folders = {
             p: partials.enter_context(atomic_path(f, folder=True)) for p, f in finals.items()
         }
-        with eval_mode(encoder):
-            try:
-                bar = tqdm(loader, desc=f"embed {split}", disable=not progress, unit="batch")
-                for batch in bar:
-                    if aug is not None:
-                        batch = aug(batch)
-                    batch = _to_device(batch, dev)
-                    with autocast:
-                        feats = featurizer.tokens(batch)
-                    b = feats.shape[0]
-                    y = batch["label"].cpu().numpy()
-                    if labels is None:
-                        labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
-                    labels[offset : offset + b] = y
-                    for p in pool_list:
-                        z = featurizer.pool(feats, p).float().cpu().numpy()
-                        if p not in stores:
-                            stores[p] = _allocate(folders.get(p), n, z.shape[1])
-                        stores[p][offset : offset + b] = z
-                    offset += b
-            finally:
-                if param.device != dev:
-                    encoder.to(param.device)
-        if offset != n or labels is None:
-            raise RuntimeError(f"the {split} loader yielded {offset} samples, expected {n} (> 0)")
-        dataset = loader.dataset
-        num_classes = (
-            labels.shape[1]
-            if labels.ndim == 2
-            else len(getattr(dataset, "classes", [])) or int(labels.max()) + 1
+        stores, labels = _embed_split(
+            featurizer, loader, aug, dev, amp, pool_list, folders, f"embed {split}", progress
         )
-        ids = getattr(dataset, "ids", None)
-        ids = np.asarray(ids, dtype=str) if ids is not None and len(ids) == n else None
         info = {
             "model": type(encoder).__name__,
-            "dataset": type(dataset).__name__,
-            "split": split,
-            "N": n,
-            "num_classes": int(num_classes),
-            "task": "multilabel" if labels.ndim == 2 else "multiclass",
-            "dtype": "float32",
+            **_describe(loader.dataset, labels, split),
             "prenorm": featurizer.prenorm,
             "normalised_with": type(aug).__name__ if aug is not None else None,
-            "ids": IDS_FILE if ids is not None else None,
-            # the samples the dataset left out (id -> reason), so that the rows can be traced
-            "skipped": dict(getattr(dataset, "skipped", None) or {}),
             **(manifest or {}),
         }
-        if hasattr(dataset, "classes"):
-            info["classes"] = list(dataset.classes)
+        ids = _ids(loader.dataset, len(labels))
+        if ids is not None:
+            info["ids"] = IDS_FILE
         manifests = {
             p: {**info, "pool": p, "D": int(a.shape[1]), "complete": True}
             for p, a in stores.items()
@@ -286,17 +233,103 @@ def extract_embeddings(
             assert isinstance(features, np.memmap)
             features.flush()
             del features  # close the map before its folder is renamed
-            np.save(folder / "labels.npy", labels)
-            if ids is not None:
-                np.save(folder / IDS_FILE, ids)
-            (folder / "manifest.json").write_text(json.dumps(manifests[p], indent=2) + "\n")
-    out: dict[str, Embeddings] = {}
-    for p, m in manifests.items():
-        if p in finals:
-            out[p] = load_embeddings(finals[p])
-        else:
-            out[p] = Embeddings(stores[p], labels, m, None, ids)
-    return out
+            _write_folder(folder, labels, ids, manifests[p])
+    return {
+        p: load_embeddings(finals[p])
+        if p in finals
+        else Embeddings(stores[p], labels, m, None, ids)
+        for p, m in manifests.items()
+    }
+
+
+def _embed_split(
+    featurizer: Featurizer,
+    loader: DataLoader,
+    aug: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None,
+    device: torch.device,
+    amp: bool,
+    pools: Sequence[str],
+    folders: dict[str, Path],
+    desc: str,
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run the featurizer over every batch of ``loader`` (in order): ``{pool: (N, D)}`` features
+    (memory maps in ``folders``' pools, arrays otherwise) and the ``(N, ...)`` labels."""
+    encoder = featurizer.encoder
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    param = next(encoder.parameters())
+    if param.device != device:
+        encoder.to(device)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if amp and device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    stores: dict[str, np.ndarray] = {}
+    labels: np.ndarray | None = None
+    offset = 0
+    with eval_mode(encoder):
+        try:
+            for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch"):
+                batch = _to_device(aug(batch) if aug is not None else batch, device)
+                with autocast:
+                    tokens = featurizer.tokens(batch)
+                b = tokens.shape[0]
+                y = batch["label"].cpu().numpy()
+                if labels is None:
+                    labels = np.empty((n, *y.shape[1:]), dtype=y.dtype)
+                labels[offset : offset + b] = y
+                for p in pools:
+                    z = featurizer.pool(tokens, p).float().cpu().numpy()
+                    if p not in stores:
+                        stores[p] = _allocate(folders.get(p), n, z.shape[1])
+                    stores[p][offset : offset + b] = z
+                offset += b
+        finally:
+            if param.device != device:
+                encoder.to(param.device)
+    if offset != n or labels is None:
+        raise RuntimeError(f"{desc}: the loader yielded {offset} samples, expected {n} (> 0)")
+    return stores, labels
+
+
+def _describe(dataset: Any, labels: np.ndarray, split: str) -> dict[str, Any]:
+    """The manifest fields that describe the embedded split."""
+    num_classes = (
+        labels.shape[1]
+        if labels.ndim == 2
+        else len(getattr(dataset, "classes", [])) or int(labels.max()) + 1
+    )
+    info: dict[str, Any] = {
+        "dataset": type(dataset).__name__,
+        "split": split,
+        "N": len(labels),
+        "num_classes": int(num_classes),
+        "task": "multilabel" if labels.ndim == 2 else "multiclass",
+        "dtype": "float32",
+        "ids": None,
+        # the samples the dataset left out (id -> reason), so that the rows can be traced
+        "skipped": dict(getattr(dataset, "skipped", None) or {}),
+    }
+    if hasattr(dataset, "classes"):
+        info["classes"] = list(dataset.classes)
+    return info
+
+
+def _ids(dataset: Any, n: int) -> np.ndarray | None:
+    """The sample id of each row, where the dataset has one per row."""
+    ids = getattr(dataset, "ids", None)
+    return np.asarray(ids, dtype=str) if ids is not None and len(ids) == n else None
+
+
+def _write_folder(
+    folder: Path, labels: np.ndarray, ids: np.ndarray | None, manifest: dict[str, Any]
+) -> None:
+    """The labels, ids and manifest next to an embedding directory's ``features.npy``."""
+    np.save(folder / "labels.npy", labels)
+    if ids is not None:
+        np.save(folder / IDS_FILE, ids)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _allocate(folder: Path | None, n: int, d: int) -> np.ndarray:

@@ -40,10 +40,17 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
-from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
+from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD, PATCH_SIZE
 from ..outputs import atomic_path
 from ..transforms import Normalize
 from ..utils import file_sha256
+from ..vocabulary import (
+    DATASETS,
+    EXPORT_WEIGHTS_FILENAME,
+    PAPER_POOLS,
+    POOL_LABELS,
+    weights_kind,
+)
 from .api import Method, probe_embeddings
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
 from .featurizer import check_pool
@@ -51,8 +58,6 @@ from .metrics import METRIC_LABELS
 from .published import BASELINE_NAMES, MOEMAE_WEIGHTS, published_values
 
 __all__ = [
-    "DATASETS",
-    "PAPER_POOLS",
     "EncoderSpec",
     "EvaluationRow",
     "evaluate",
@@ -61,30 +66,12 @@ __all__ = [
     "save_evaluation",
 ]
 
-#: dataset name -> (datamodule class path, display name, metrics shown in the table).
-DATASETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "bigearthnet_ls": (
-        "torchgeo_moemae.datamodules.BigEarthNetLSDataModule",
-        "BigEarthNet-L",
-        ("precision_micro", "recall_micro", "f1_micro", "f1_macro", "map_micro", "map_macro"),
-    ),
-    "eurosat_ls": (
-        "torchgeo_moemae.datamodules.EuroSATLSDataModule",
-        "EuroSAT-L",
-        ("overall_accuracy", "precision_macro", "recall_macro", "f1_macro"),
-    ),
-}
-
-#: Patch size the datasets deliver (BigEarthNet-L: centre crop, EuroSAT-L: bilinear resize).
-PATCH_SIZE = 40
 #: Input size of TorchGeo's SSL4EO-L models.
 TORCHGEO_INPUT_SIZE = 224
 #: Landsat Collection 2 Level-2 surface-reflectance scale and offset: reflectance = DN * s + o.
 _SR_SCALE, _SR_OFFSET = 2.75e-5, -0.2
 #: DN of reflectance 0 and 0.3, the range SSL4EO-L maps to 0..255.
 _SSL4EO_L_DN_RANGE = ((0.0 - _SR_OFFSET) / _SR_SCALE, (0.3 - _SR_OFFSET) / _SR_SCALE)
-#: The paper's embeddings, in its tables' order.
-PAPER_POOLS = ("cls", "all", "avg")
 CHECKSUMS = "checksums.json"
 
 
@@ -139,21 +126,10 @@ class EncoderSpec:
         if self.torchgeo:
             low, high = _SSL4EO_L_DN_RANGE
             return nn.Sequential(
-                Normalize([low] * 7, [high - low] * 7), ResizeImage(TORCHGEO_INPUT_SIZE)
+                Normalize([low] * len(BANDS), [high - low] * len(BANDS)),
+                ResizeImage(TORCHGEO_INPUT_SIZE),
             )
         return Normalize(BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD)
-
-
-def _is_torchgeo_weights(name: str) -> bool:
-    if "_Weights." not in name or Path(name).exists():
-        return False
-    from torchgeo.models import get_weight
-
-    try:
-        get_weight(name)
-    except ValueError:
-        return False
-    return True
 
 
 def resolve_encoder(name: str, pools: Sequence[str] = PAPER_POOLS) -> EncoderSpec:
@@ -164,14 +140,21 @@ def resolve_encoder(name: str, pools: Sequence[str] = PAPER_POOLS) -> EncoderSpe
     """
     for p in pools:
         check_pool(p)
-    if _is_torchgeo_weights(name):
+    try:
+        kind = weights_kind(name)
+    except ValueError as err:
+        raise FileNotFoundError(f"encoder not found: {err}") from None
+    if kind == "torchgeo":
+        from torchgeo.models import get_weight
+
+        get_weight(name)  # a ValueError if TorchGeo has no such entry
         return EncoderSpec(name, True, name, BASELINE_NAMES.get(name, name), ("cls",))
     path = Path(name)
     if path.exists():
         from ..models.factory import export_architecture
 
         arch = export_architecture(path)
-        weights = path / "model.safetensors" if path.is_dir() else path
+        weights = path / EXPORT_WEIGHTS_FILENAME if path.is_dir() else path
         stat = weights.stat() if weights.exists() else path.stat()
         fingerprint = {
             "path": str(path.resolve()),
@@ -183,15 +166,12 @@ def resolve_encoder(name: str, pools: Sequence[str] = PAPER_POOLS) -> EncoderSpe
         return EncoderSpec(name, False, key, str(path), tuple(pools), fingerprint)
     if name == MOEMAE_WEIGHTS:
         return EncoderSpec(name, False, name, "MoE-MAE S (published weights)", tuple(pools))
-    if "_Weights." in name:
+    if kind == "entry":
         from ..models.weights import get_weight
 
         get_weight(name)  # a ValueError naming the valid names if it is not one
         return EncoderSpec(name, False, None, name, tuple(pools))
-    raise FileNotFoundError(
-        f"encoder {name!r} not found: expected a weights name (ours, e.g. {MOEMAE_WEIGHTS}, or "
-        "TorchGeo's, e.g. ResNet18_Weights.LANDSAT_OLI_SR_MOCO), an export folder or a .pth file"
-    )
+    raise FileNotFoundError(f"encoder {name} not found: no such file or folder")
 
 
 # --------------------------------------------------------------------------- cache
@@ -282,10 +262,7 @@ def _embeddings(
     if not todo:
         ctx.log(f"{spec.label} {dataset} {split}: cached embeddings {', '.join(found)} reused")
         return found
-    module, cls = DATASETS[dataset][0].rsplit(".", 1)
-    import importlib
-
-    datamodule = getattr(importlib.import_module(module), cls)(
+    datamodule = DATASETS[dataset].datamodule_class()(
         root=root, patch_size=PATCH_SIZE, download=ctx.download
     )
     data = datamodule.dataset_class(split=split, **datamodule.kwargs)
@@ -433,14 +410,12 @@ def evaluate(
     return rows
 
 
-_POOL_NAMES = {"cls": "CLS token", "all": "All tokens", "avg": "All tokens (avg.)"}
-
-
 def format_evaluation(rows: Sequence[EvaluationRow]) -> str:
     """Markdown: one table per dataset, a row per (encoder, embedding, metric) with the measured
     value, the paper's and ``measured - paper``."""
     parts = []
-    for dataset, (_, title, metrics) in DATASETS.items():
+    for dataset, info in DATASETS.items():
+        title, metrics = info.title, info.metrics
         mine = [r for r in rows if r.dataset == dataset]
         if not mine:
             continue
@@ -460,7 +435,7 @@ def format_evaluation(rows: Sequence[EvaluationRow]) -> str:
                 paper = f"{r.paper[m]:.3f}" if m in r.paper else "–"
                 delta = f"{diff[m]:+.3f}" if m in diff else ""
                 lines.append(
-                    f"| {r.label} | {_POOL_NAMES.get(r.pool, r.pool)} | {METRIC_LABELS[m]} "
+                    f"| {r.label} | {POOL_LABELS.get(r.pool, r.pool)} | {METRIC_LABELS[m]} "
                     f"| {measured} | {paper} | {delta} |"
                 )
         parts.append("\n".join(lines))

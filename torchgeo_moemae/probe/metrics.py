@@ -1,4 +1,4 @@
-"""The paper's linear-probe metrics, one implementation (torchmetrics) for every probe and the task.
+"""The paper's linear-probe metrics (torchmetrics), for every probe and the tasks.
 
 BigEarthNet (``task="multilabel"``): micro/macro precision, recall and F1 at threshold 0.5 and
 micro/macro mAP (average precision from probabilities). EuroSAT (``task="multiclass"``): overall
@@ -189,8 +189,7 @@ def save_metrics(
     not at all, :func:`~torchgeo_moemae.outputs.atomic_path`) and, given ``results``
     (``{run name: metrics}``), their :func:`format_metrics_table` next to it (``.md``).
 
-    The one writer of ``metrics.json``/``metrics.md`` (:func:`~torchgeo_moemae.probe.linear_probe`
-    and ``moemae probe``).
+    Used by :func:`~torchgeo_moemae.probe.linear_probe` and ``moemae probe``.
     """
     path = Path(path)
     with atomic_path(path) as partial:

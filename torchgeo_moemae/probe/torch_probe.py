@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..utils import default_device
+
 __all__ = ["TorchLinearProbe", "fit_torch_probe", "torch_predict_proba"]
 
 
@@ -141,68 +143,96 @@ def fit_torch_probe(
     task = task or ("multilabel" if labels.ndim == 2 else "multiclass")
     n, d = features.shape
     c = num_classes or (labels.shape[1] if labels.ndim == 2 else int(np.max(labels)) + 1)
-    dev = (
-        torch.device(device)
-        if device is not None
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    dev = default_device(device)
     if optimizer == "auto":
         optimizer = "lbfgs" if n * d * 4 <= max_memory_bytes else "adam"
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be 'auto', 'lbfgs' or 'adam', got {optimizer!r}")
     data = _Data(features, labels, block_rows)
     probe = TorchLinearProbe(d, c, task).to(dev)
     if standardize:
         probe.mean, probe.scale = _stats(data, dev)
     weight_decay = 1.0 / (C * n)  # gradient of 1/(2CN) ||W||^2
     if optimizer == "lbfgs":
-        x = torch.from_numpy(np.array(features, dtype=np.float32)).to(dev)
-        y = torch.from_numpy(np.array(labels)).to(dev)
-        opt = torch.optim.LBFGS(
-            probe.linear.parameters(),
-            lr=1.0,
-            max_iter=max_iter,
-            tolerance_grad=1e-7,
-            tolerance_change=1e-10,
-            history_size=20,
-            line_search_fn="strong_wolfe",
+        _fit_lbfgs(probe, data, weight_decay, max_iter)
+    else:
+        steps_per_epoch = sum(
+            math.ceil(len(rows) / batch_size) for _, rows in _sizes(n, block_rows)
         )
+        epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
+        _fit_adam(
+            probe, data, weight_decay, epochs * steps_per_epoch, batch_size, lr, seed, progress
+        )
+    return probe.eval()
 
-        def closure() -> Tensor:
-            opt.zero_grad()
-            loss = _loss(probe(x), y, task) + 0.5 * weight_decay * probe.linear.weight.pow(2).sum()
-            loss.backward()
-            return loss
 
-        opt.step(closure)
-        return probe.eval()
-    if optimizer != "adam":
-        raise ValueError(f"optimizer must be 'auto', 'lbfgs' or 'adam', got {optimizer!r}")
+def _penalty(probe: TorchLinearProbe, weight_decay: float) -> Tensor:
+    """``weight_decay / 2 * ||W||^2`` (the bias is not penalised, as in scikit-learn)."""
+    return 0.5 * weight_decay * probe.linear.weight.pow(2).sum()
+
+
+def _fit_lbfgs(probe: TorchLinearProbe, data: _Data, weight_decay: float, max_iter: int) -> None:
+    """Full-batch L-BFGS with a strong-Wolfe line search, all features on the probe's device."""
+    dev = probe.linear.weight.device
+    x = torch.from_numpy(np.array(data.features, dtype=np.float32)).to(dev)
+    y = torch.from_numpy(np.array(data.labels)).to(dev)
+    opt = torch.optim.LBFGS(
+        probe.linear.parameters(),
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = _loss(probe(x), y, probe.task) + _penalty(probe, weight_decay)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def _fit_adam(
+    probe: TorchLinearProbe,
+    data: _Data,
+    weight_decay: float,
+    total: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    progress: bool,
+) -> None:
+    """``total`` minibatch Adam steps with a cosine decay, over row blocks streamed from ``data``
+    (block order and the rows within a block shuffled each pass)."""
+    dev = probe.linear.weight.device
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    steps_per_epoch = sum(math.ceil(len(yb) / batch_size) for _, yb in _sizes(n, block_rows))
-    epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
-    total = epochs * steps_per_epoch
-    opt_a = torch.optim.Adam(probe.linear.parameters(), lr=lr)
+    opt = torch.optim.Adam(probe.linear.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt_a, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
-    num_blocks = math.ceil(n / block_rows)
-    bar = tqdm(total=total, desc="torch probe", disable=not progress, unit="step")
-    for _ in range(epochs):
-        for xb_np, yb_np in data.blocks(rng.permutation(num_blocks)):
-            xb = torch.from_numpy(xb_np).to(dev, non_blocking=True)
-            yb = torch.from_numpy(yb_np).to(dev, non_blocking=True)
-            perm = torch.randperm(len(yb), generator=g).to(dev)
-            for i in range(0, len(yb), batch_size):
-                idx = perm[i : i + batch_size]
-                loss = _loss(probe(xb[idx]), yb[idx], task)
-                loss = loss + 0.5 * weight_decay * probe.linear.weight.pow(2).sum()
-                opt_a.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_a.step()
-                sched.step()
-                bar.update()
-    bar.close()
-    return probe.eval()
+    num_blocks = math.ceil(data.features.shape[0] / data.block_rows)
+    steps = 0
+    with tqdm(total=total, desc="torch probe", disable=not progress, unit="step") as bar:
+        while steps < total:
+            for xb_np, yb_np in data.blocks(rng.permutation(num_blocks)):
+                xb = torch.from_numpy(xb_np).to(dev, non_blocking=True)
+                yb = torch.from_numpy(yb_np).to(dev, non_blocking=True)
+                perm = torch.randperm(len(yb), generator=g).to(dev)
+                for i in range(0, len(yb), batch_size):
+                    idx = perm[i : i + batch_size]
+                    loss = _loss(probe(xb[idx]), yb[idx], probe.task) + _penalty(
+                        probe, weight_decay
+                    )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    bar.update()
+                    steps += 1
 
 
 def _sizes(n: int, block_rows: int) -> Iterator[tuple[int, range]]:

@@ -8,8 +8,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
+from ..bands import BANDS, PATCH_SIZE
 from ..models import create_encoder
-from ..probe.featurizer import DEFAULT_POOL, Featurizer, Pool, check_pool
+from ..probe.featurizer import Featurizer, check_pool
+from ..vocabulary import DEFAULT_POOL, Pool
 from .classification import ClassificationBase
 
 __all__ = ["LinearProbeTask"]
@@ -75,8 +77,8 @@ class LinearProbeTask(ClassificationBase):
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.featurizer = Featurizer(self.encoder, self.hparams["prenorm"])
-        # the featurizer resizes to fixed-size models' input, so a 40x40 Landsat patch fits all
-        dim = self._embed({"image": torch.zeros(1, 7, 40, 40)}).shape[1]
+        # the featurizer resizes to fixed-size models' input, so a Landsat patch fits all
+        dim = self._embed({"image": torch.zeros(1, len(BANDS), PATCH_SIZE, PATCH_SIZE)}).shape[1]
         self.head = nn.Linear(dim, self.hparams["num_classes"])
 
     def configure_optimizers(self) -> Any:
