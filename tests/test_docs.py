@@ -230,7 +230,7 @@ def test_docs_build(tmp_path: Path) -> None:
         if (inspect.isclass(obj) or inspect.isfunction(obj)) and name not in documented
     ]
     assert not missing, f"public classes/functions missing from the API reference: {missing}"
-    for name in ("HF_HUB_ID", "METADATA_FIELDS", "MODEL_SIZES"):
+    for name in ("checkpoint.HF_HUB_ID", "metadata.METADATA_FIELDS", "registry.MODEL_SIZES"):
         assert f"torchgeo_moemae.models.{name}" in documented, name
 
     # every gallery example ran and its figures are on its page

@@ -106,9 +106,10 @@ def probe_embedding_dirs(
     Args:
         embeddings: the folder holding ``<split>_<pool>/`` embedding directories.
         pools: the pools to probe.
-        method, seed, allow_overlap, **probe_kwargs: as :func:`probe_embeddings` takes them.
+        method, seed, allow_overlap: as :func:`probe_embeddings` takes them.
         train_split, eval_split: the splits to fit on and to evaluate on.
         log: where the progress lines go.
+        **probe_kwargs: more :func:`probe_embeddings` options (``C``, ``max_iter`` ...).
 
     Returns:
         ``{pool: metrics}`` (with ``seconds``, the probe's wall time) and, per pool and split, the
