@@ -24,9 +24,9 @@ from safetensors.torch import save_file
 
 import torchgeo_moemae  # noqa: F401  (registers the timm models)
 from torchgeo_moemae.analysis import to_rgb
-from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
+from torchgeo_moemae.probe import Featurizer
 
 torch.manual_seed(0)
 workdir = Path(tempfile.mkdtemp())
