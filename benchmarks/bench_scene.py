@@ -13,11 +13,18 @@ Writes a synthetic, georeferenced Collection 2 Level-2 product (default full siz
 
 and prints a table and writes JSON. Peak RSS is the process maximum (``getrusage``).
 
+``--crop`` instead times ``embed_scene`` on the committed real crop (``docs/data/landsat8-l2-scene``)
+in child processes, one per round (model built and warmed up once, then ``--repeats`` timed runs);
+with ``--baseline REV`` the rounds alternate between this checkout and the package as it was at git
+revision ``REV`` (extracted with ``git archive``), so both are measured in one run, interleaved, on
+the same machine load.
+
 Examples::
 
     python benchmarks/bench_scene.py                   # full scene, stride 40 (~37,000 windows)
     python benchmarks/bench_scene.py --quick           # 200 x 240 px, seconds (used by the tests)
     python benchmarks/bench_scene.py --threads 2 --dispatch fused --json scene.json
+    python benchmarks/bench_scene.py --crop --baseline d8423fa --threads 1 --json crop.json
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import json
 import os
 import platform
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +61,38 @@ from torchgeo_moemae.scene.embed import scene_windows
 
 FULL = (7800, 7600)
 QUICK = (200, 240)
+REPO = Path(__file__).resolve().parents[1]
+#: the committed real crop (267 x 433 px, UTM 30N)
+CROP = REPO / "docs" / "data" / "landsat8-l2-scene"
+
+#: a child timing ``embed_scene`` on the crop: argv = package root or "", model, stride, batch size,
+#: threads, repeats; prints one JSON line {"package": file, "windows": n, "seconds": [...]}
+_CROP_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+root, model, stride, batch, threads, repeats = sys.argv[1:7]
+if root:
+    sys.path.insert(0, root)
+import rasterio, timm, torch
+import torchgeo_moemae
+from torchgeo_moemae.scene import embed_scene
+assert not root or torchgeo_moemae.__file__.startswith(root), torchgeo_moemae.__file__
+torch.set_num_threads(int(threads))
+torch.manual_seed(0)
+encoder = timm.create_model(model).eval()
+crop = Path(sys.argv[7])
+seconds = []
+with tempfile.TemporaryDirectory() as tmp:
+    for run in range(int(repeats) + 1):  # the first run warms up
+        out = Path(tmp) / f"emb{run}.tif"
+        start = time.perf_counter()
+        embed_scene(crop, out, encoder, stride=int(stride), batch_size=int(batch),
+                    progress=False, quicklook=False)
+        seconds.append(time.perf_counter() - start)
+    with rasterio.open(out) as src:
+        windows = src.width * src.height
+print(json.dumps({"package": torchgeo_moemae.__file__, "windows": windows, "seconds": seconds[1:]}))
+"""
 
 
 def peak_rss_mb() -> float:
@@ -144,6 +185,69 @@ def model_kernel_floor(model: str, batch_size: int) -> float:
     return batch_size / dense_kernel_seconds(model_step(model, batch_size, "routed"))
 
 
+def extract_revision(rev: str, into: Path) -> Path:
+    """The package as it was at git revision ``rev``, extracted under ``into``; returns its root."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "torchgeo_moemae"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def crop_round(root: Path | None, args: argparse.Namespace) -> dict:
+    """One child process timing ``embed_scene`` on the crop (``root``: another package tree)."""
+    argv = [str(root or ""), args.model, str(args.stride), str(args.batch_size)]
+    argv += [str(args.threads), str(args.repeats), str(CROP)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _CROP_CHILD, *argv], check=True, capture_output=True, text=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_crop(args: argparse.Namespace) -> dict:
+    """Windows/s of ``embed_scene`` on the real crop, this checkout (and ``--baseline``)."""
+    trees = {"this checkout": None}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        if args.baseline:
+            trees[f"baseline {args.baseline}"] = extract_revision(args.baseline, Path(tmp))
+        loads, seconds, windows = [], {name: [] for name in trees}, {}
+        for _ in range(args.rounds):
+            for name, root in trees.items():
+                loads.append(os.getloadavg()[0])
+                result = crop_round(root, args)
+                seconds[name] += result["seconds"]
+                windows[name] = result["windows"]
+    rates = {name: windows[name] / statistics.median(s) for name, s in seconds.items()}
+    result = {
+        "crop": str(CROP.relative_to(REPO)),
+        "model": args.model,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "windows": windows,
+        "seconds": seconds,
+        "windows_per_s": rates,
+        "load_average_1min": loads,
+        "cpu_count": os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+    }
+    rows = [
+        (name, f"{rate:.1f} windows/s (median of {len(seconds[name])} runs)")
+        for name, rate in rates.items()
+    ]
+    if args.baseline:
+        ratio = rates["this checkout"] / rates[f"baseline {args.baseline}"]
+        result["ratio_to_baseline"] = ratio
+        rows.append(("this checkout / baseline", f"{ratio:.3f}"))
+    rows.append(("load average", f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"a {QUICK[0]}x{QUICK[1]} px scene")
@@ -161,8 +265,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reader-rows", type=int, default=3, help="grid rows for the reader race")
     parser.add_argument("--json", type=Path, default=Path("bench_scene.json"))
     parser.add_argument("--workdir", type=Path, help="keep the scene here (default: temp dir)")
+    parser.add_argument("--crop", action="store_true", help="time embed_scene on the real crop")
+    parser.add_argument("--baseline", metavar="REV", help="--crop: also time git revision REV")
+    parser.add_argument("--rounds", type=int, default=3, help="--crop: child processes per tree")
+    parser.add_argument("--repeats", type=int, default=3, help="--crop: timed runs per child")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.crop:
+        result = bench_crop(args)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"-> {args.json}")
+        return result
     height, width = args.size or (QUICK if args.quick else FULL)
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

@@ -3,11 +3,16 @@
 
 The generator is :func:`torchgeo_moemae.scene.make_synthetic_landsat_product`; this script writes
 the test scene (100 x 130 px, a fill block in the upper-left corner, ``QA_PIXEL``) into the cwd.
+:func:`seeded_encoder` gives an encoder whose weights depend only on a seed (numpy's generator, not
+torch's), as the golden embeddings of ``make_golden.py`` need.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from torchgeo_moemae.scene import make_synthetic_landsat_product
 
@@ -20,6 +25,25 @@ def make_product(root: str | Path, **kwargs: object) -> Path:
     """The test product under ``root``; keyword arguments override the defaults."""
     options: dict = dict(height=HEIGHT, width=WIDTH, fill=FILL, qa_pixel=True) | kwargs
     return make_synthetic_landsat_product(root, **options)
+
+
+def seeded_encoder(model: str = "moemae_landsat_xxs", seed: int = 0) -> Any:
+    """``model`` in eval mode with every parameter drawn from ``numpy.random.default_rng(seed)``
+    in name order: N(0, 0.02), LayerNorm weights N(1, 0.02). The same on every torch version."""
+    import timm
+    import torch
+
+    import torchgeo_moemae  # noqa: F401  (registers the timm models)
+
+    encoder = timm.create_model(model).eval()
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, param in sorted(encoder.named_parameters()):
+            values = rng.normal(0.0, 0.02, tuple(param.shape))
+            if param.ndim == 1 and "norm" in name and name.endswith("weight"):
+                values += 1.0
+            param.copy_(torch.from_numpy(values))
+    return encoder
 
 
 if __name__ == "__main__":
