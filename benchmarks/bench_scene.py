@@ -57,7 +57,7 @@ from torchgeo_moemae.scene import (
     embed_scene,
     make_synthetic_landsat_product,
 )
-from torchgeo_moemae.scene.embed import scene_windows
+from torchgeo_moemae.scene.windows import scene_blocks
 
 FULL = (7800, 7600)
 QUICK = (200, 240)
@@ -117,7 +117,7 @@ def bench_reading(product: Path, stride: int, max_rows: int) -> dict[str, float]
             return rows
 
     start = time.perf_counter()
-    strip = sum(len(b.index) for b in scene_windows(reader, Rows(**vars(grid)), 256))
+    strip = sum(len(b.index) for b in scene_blocks(reader, Rows(**vars(grid)), 256))
     strip_s = time.perf_counter() - start
     start = time.perf_counter()
     for row in range(grid.rows):
@@ -293,7 +293,12 @@ def main(argv: list[str] | None = None) -> dict:
             progress=sys.stderr.isatty(),
         )  # fmt: skip
         total_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-        n = ((height - 40) // args.stride + 1) * ((width - 40) // args.stride + 1)
+        reader = LandsatProduct(product)
+        grid = WindowGrid(
+            reader.height, reader.width, reader.transform, reader.crs, stride=args.stride
+        )
+        reader.close()
+        n = grid.rows * grid.cols
         size_mb = out.stat().st_size / 2**20
     peak_mb = peak_rss_mb()  # before the kernel floor, whose allocator setting keeps memory
     floor_windows_per_s = model_kernel_floor(args.model, args.model_batch)

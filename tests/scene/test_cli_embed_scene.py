@@ -64,24 +64,38 @@ def test_load_scene_encoder_refuses_other_models() -> None:
         load_scene_encoder("resnet18", None, random_init=True)
 
 
-def test_embed_scene_interrupted_keeps_previous_outputs(
-    product: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_embed_scene_resumes_refuses_other_settings_and_keeps_outputs_on_ctrl_c(
+    product: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Ctrl-C in the middle of `moemae embed-scene --overwrite`: no partial file, old map kept."""
+    """A rerun with the same settings keeps the finished map (resume); other settings are refused
+    unless --overwrite; Ctrl-C in the middle of `--overwrite`: no partial file, old map kept."""
     out = tmp_path / "emb.tif"
     argv = [*embed_scene_args(product, out), "--random-init", "--no-progress"]
     assert main(argv) == 0
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-    assert main(argv) == 2  # kept unless --overwrite
+    before = {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir() if p.is_file()
+    }
+    assert sorted(before) == ["emb.json", "emb.png", "emb.tif"]
+    capsys.readouterr()
+    assert main(argv) == 0  # finished with these settings: kept as it is
+    assert f"{out} (weights: random init)" in capsys.readouterr().out
+    assert main([*argv, "--stride", "20"]) == 2  # made otherwise: kept unless --overwrite
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stride 40 != 20" in err and "--overwrite" in err
+    assert {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir() if p.is_file()
+    } == before
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("torchgeo_moemae.scene.writer.EmbeddingWriter.write_row", interrupted)
-    try:
-        code = main([*argv, "--overwrite"])
-    except KeyboardInterrupt:
-        code = 130
-    assert code != 0
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert main([*argv, "--overwrite"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "moemae embed-scene: interrupted"
+    assert {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir() if p.is_file()
+    } == before
     assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]

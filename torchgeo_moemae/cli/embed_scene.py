@@ -1,31 +1,41 @@
-"""``moemae embed-scene``: the embedding map of a whole Landsat scene as a GeoTIFF."""
+"""``moemae embed-scene``: embedding maps of Landsat scenes (COG + STAC), one scene or an archive."""
 
 from __future__ import annotations
 
 import argparse
+import glob
 from pathlib import Path
 
-from ..outputs import check_output
 from .common import CommandError, add_overwrite_argument, check_input, check_weights
 from .embed import DEFAULT_POOL
 
 #: ``--pool`` names (:data:`torchgeo_moemae.scene.POOLS`, spelled out so that parsing the arguments
 #: does not import torch)
 POOLS = ("cls", "avg")
+#: ``--precision`` names (:data:`torchgeo_moemae.scene.task.PRECISIONS`)
+PRECISIONS = ("auto", "bf16", "32")
+#: ``--max-cloud-fraction`` default (:data:`torchgeo_moemae.scene.DEFAULT_MAX_CLOUD_FRACTION`)
+DEFAULT_MAX_CLOUD_FRACTION = 0.01
 
 EPILOG = """\
 examples:
-  # CLS embeddings every 40 px (1.2 km) of a Landsat 8/9 C2 L2 product, with the authors' weights
+  # one scene -> liverpool.tif (+ .png quicklook, .json STAC Item), with the authors' weights
   moemae embed-scene LC08_L2SP_204023_20200927_20201006_02_T1.tar --out liverpool.tif \\
       --weights pretrained_S_best.pth
 
-  # overlapping windows (every 20 px), mean of the patch tokens, on a GPU
-  moemae embed-scene LC08_L2SP_204023_20200927_20201006_02_T1/ --out emb.tif --stride 20 \\
-      --pool avg --device cuda
+  # an archive: every product of a folder, a list, or a STAC search saved as JSON -> maps/
+  moemae embed-scene 'archive/*.tar' --out maps/ --weights pretrained_S_best.pth
+  moemae embed-scene search.json --out maps/ --on-error skip
 
-output: OUT (Cloud-Optimized GeoTIFF, one float32 band per embedding dimension, NaN = fill) and
-        OUT with .png (PCA-RGB quicklook); open it with rasterio or torchgeo's RasterDataset.
-        Existing outputs are kept unless --overwrite; an interrupted run leaves none.
+  # overlapping windows (every 20 px), on 4 GPUs of each of 2 nodes (DDP, bf16 autocast)
+  moemae embed-scene scenes.txt --out maps/ --stride 20 --device cuda --devices 4 --num-nodes 2
+
+output: per scene <id>.tif (Cloud-Optimized GeoTIFF, one float32 band per embedding dimension,
+        NaN = fill or cloud), <id>.png (PCA-RGB quicklook) and <id>.json (STAC Item); for the run
+        collection.json (STAC Collection) and summary.json. With --out X.tif (one scene): X.tif,
+        X.png, X.json. A rerun skips the maps already finished with the same settings (resume);
+        other existing outputs are kept unless --overwrite. An interrupted run leaves no partial
+        file. Exit status 1 if a scene failed (--on-error skip), 2 on an error.
 """
 
 
@@ -33,12 +43,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``moemae embed-scene``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = (
-        "Embed every 40x40 px window of a Landsat 8/9 Collection 2 Level-2 scene (folder or .tar "
-        "with SR_B1..SR_B7 and the MTL file) and write the embedding map as a GeoTIFF."
+        "Embed every 40x40 px window of Landsat 8/9 Collection 2 Level-2 scenes (SR_B1..SR_B7, "
+        "MTL or STAC Item, QA_PIXEL for the cloud mask) on a grid fixed in each scene's CRS, and "
+        "write each scene's embedding map as a Cloud-Optimized GeoTIFF with a STAC Item."
     )
     parser.epilog = EPILOG
-    parser.add_argument("input", type=Path, help="product folder or .tar archive")
-    parser.add_argument("--out", type=Path, required=True, help="output GeoTIFF")
+    parser.add_argument(
+        "input",
+        nargs="+",
+        help="product folders or .tar files, globs ('archive/*.tar'), .txt files listing inputs "
+        "one per line, STAC Item / ItemCollection .json files",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder, or a .tif for a single scene"
+    )
+    # The encoder and the loader: one block each, the same options as the other commands.
     parser.add_argument(
         "--weights",
         type=Path,
@@ -54,6 +73,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--model",
         help="S, XS, XXS or a moemae_landsat* name (default: what an export folder records, else S)",
     )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="windows per batch (default: 256)"
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="data-loader processes per device, each reading whole scenes (default: 0)",
+    )
+    parser.add_argument(
+        "--device", help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)"
+    )
+    # The maps.
     parser.add_argument("--stride", type=int, default=40, help="window step in px (default: 40)")
     parser.add_argument(
         "--pool",
@@ -61,51 +93,110 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_POOL,
         help="CLS token or mean of all tokens, before the final LayerNorm (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="default: 256")
     parser.add_argument(
         "--max-fill-fraction",
         type=float,
         default=1.0,
         help="windows with more fill than this are nodata (default: 1, only all-fill windows)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument(
+        "--max-cloud-fraction",
+        type=float,
+        default=DEFAULT_MAX_CLOUD_FRACTION,
+        help="windows with more QA_PIXEL cloud, dilated cloud, cloud shadow or snow than this are "
+        "nodata (default: %(default)s; 1: no cloud mask)",
+    )
+    # The run.
+    parser.add_argument(
+        "--devices", type=int, default=1, help="devices (processes) per node, DDP (default: 1)"
+    )
+    parser.add_argument("--num-nodes", type=int, default=1, help="nodes (default: 1)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 autocast on CUDA, fp32 elsewhere (default); bf16; 32",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a damaged or unreadable scene: stop (raise, default) or report it and go on (skip)",
+    )
     parser.add_argument("--no-quicklook", dest="quicklook", action="store_false")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     add_overwrite_argument(parser)
 
 
 def check(args: argparse.Namespace) -> None:
-    """Input, weights and outputs, before the model is loaded."""
-    check_input(args.input, "input")
+    """Inputs, weights and output, before the model is loaded."""
+    from ..outputs import check_output
+
+    for value in args.input:
+        if not Path(value).exists():
+            if set("*?[") & set(value):
+                if not glob.glob(value):
+                    raise FileNotFoundError(f"input {value} matches no file or folder")
+            else:
+                check_input(Path(value), "input")
     if args.weights is not None or args.random_init:
         check_weights(args.weights, args.random_init)
-    if args.stride < 1:
-        raise CommandError(f"--stride must be positive, got {args.stride}")
-    check_output(args.out, overwrite=args.overwrite, what="--out")
-    if args.quicklook:
-        check_output(args.out.with_suffix(".png"), overwrite=args.overwrite, what="quicklook")
+    for name in ("stride", "batch_size", "devices", "num_nodes"):
+        if getattr(args, name) < 1:
+            raise CommandError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}"
+            )
+    if args.num_workers < 0:
+        raise CommandError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    one_file = args.out.suffix.lower() in (".tif", ".tiff")
+    # Existing maps are checked (resumed or refused) once the model is known, before any window.
+    check_output(args.out, folder=not one_file, overwrite=True, what="--out")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Embed the scene and print where the outputs went."""
-    from ..scene import embed_scene, load_scene_encoder
+    """Embed the scenes and print the summary and where the outputs went."""
+    import torch
 
+    from ..scene import SceneError, embed_scenes, load_scene_encoder
+    from ..scene.callback import COLLECTION
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(device).type == "cpu" and args.devices > 1:
+        # --threads is the node's: shared by its processes
+        torch.set_num_threads(max(1, torch.get_num_threads() // args.devices))
     encoder, weights = load_scene_encoder(args.model, args.weights, args.random_init)
-    out = embed_scene(
-        args.input,
-        args.out,
-        encoder,
-        stride=args.stride,
-        pool=args.pool,
-        batch_size=args.batch_size,
-        max_fill_fraction=args.max_fill_fraction,
-        device=args.device,
-        quicklook=args.quicklook,
-        progress=args.progress,
-        overwrite=args.overwrite,
-        weights=weights,
-    )
-    print(f"{out} (weights: {weights})")
-    if args.quicklook:
-        print(out.with_suffix(".png"))
-    return 0
+    try:
+        summary = embed_scenes(
+            args.input,
+            args.out,
+            encoder,
+            weights=weights,
+            stride=args.stride,
+            pool=args.pool,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            max_fill_fraction=args.max_fill_fraction,
+            max_cloud_fraction=args.max_cloud_fraction,
+            device=device,
+            devices=args.devices,
+            num_nodes=args.num_nodes,
+            precision=args.precision,
+            quicklook=args.quicklook,
+            progress=args.progress,
+            overwrite=args.overwrite,
+            on_error=args.on_error,
+        )
+    except SceneError as err:
+        if err.summary is not None and err.summary.rank == 0:
+            print("\n".join(err.summary.lines()))
+        raise
+    if summary.rank != 0:
+        return 1 if summary.failed else 0
+    if args.out.suffix.lower() in (".tif", ".tiff") and not summary.failed:
+        print(f"{args.out} (weights: {weights})")
+        if args.quicklook:
+            print(args.out.with_suffix(".png"))
+    else:
+        print("\n".join(summary.lines()))
+        print(args.out / COLLECTION)
+    return 1 if summary.failed else 0

@@ -16,9 +16,11 @@ import numpy as np
 
 from torchgeo_moemae.scene import make_synthetic_landsat_product
 
-#: the test scene: size, and the fill block (rows, cols) in DN 0 and QA_PIXEL bit 0
+#: the test scene: size, and the fill block (rows, cols) in DN 0 and QA_PIXEL bit 0; its grid
+#: (window upper-left pixel centres on multiples of the stride x 30 m) starts at row 6, column 6
+#: for strides 20 and 40, so the block holds windows (0, 0) and (0, 1) of stride 20 whole
 HEIGHT, WIDTH = 100, 130
-FILL = (slice(0, 40), slice(0, 60))
+FILL = (slice(0, 46), slice(0, 66))
 
 
 def make_product(root: str | Path, **kwargs: object) -> Path:
