@@ -322,6 +322,7 @@ class SceneWriter(BasePredictionWriter):
             cloud=scene.cloud,
             seconds=time.perf_counter() - scene.start,
             path=str(tif),
+            rank=self._rank,
         )
         self._bar.update(1)
 
@@ -329,7 +330,7 @@ class SceneWriter(BasePredictionWriter):
         scene = self._open.pop(scene_id, None)
         if scene is not None:
             scene.writer.abort()
-        self._results[scene_id] = SceneResult(scene_id, "failed", error=message)
+        self._results[scene_id] = SceneResult(scene_id, "failed", error=message, rank=self._rank)
         self._bar.update(1)
         if self.on_error == "raise":
             raise SceneError(message)
@@ -361,8 +362,12 @@ class SceneWriter(BasePredictionWriter):
         if gather and torch.distributed.is_available() and torch.distributed.is_initialized():
             every: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(every, results)
-            merged = {r.id: r for rank in every for r in rank}  # skipped on every rank: once
-            results = list(merged.values())
+            # every rank found the same finished scenes (skipped): keep those once
+            skipped = {r.id: r for rank in every for r in rank if r.status == "skipped"}
+            results = [
+                *skipped.values(),
+                *(r for rank in every for r in rank if r.status != "skipped"),
+            ]
         order = {scene: i for i, scene in enumerate(self.scenes)}
         results.sort(key=lambda r: order.get(r.id, len(order)))
         start = getattr(self, "_start", time.perf_counter())

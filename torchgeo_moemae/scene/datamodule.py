@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ from .qa import DEFAULT_MAX_CLOUD_FRACTION
 from .windows import SceneWindows
 
 __all__ = ["SceneDataModule"]
+
+# The loader yields whole batches (batch_size=None): Lightning's per-sample batch indices, which
+# prediction writers may use, do not exist here, and SceneWriter does not need them.
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices", category=UserWarning)
 
 
 class SceneDataModule(BaseDataModule):

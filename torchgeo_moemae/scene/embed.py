@@ -36,14 +36,14 @@ def _accelerator(device: str | torch.device | None) -> tuple[str, Any]:
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """No Lightning banners ("GPU available: ...", tips) and none of its warnings that do not
-    apply here: the loader's workers are a choice (each reads whole scenes) and its batches are
-    already batched (no batch indices to infer)."""
+    apply here: the loader's workers are a choice (each reads whole scenes); Lightning's own use
+    of a deprecated torch tree API is not the user's concern."""
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = log.level
     log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            for message in ("does not have many workers", "infer the batch indices", "LeafSpec"):
+            for message in ("does not have many workers", "LeafSpec"):
                 warnings.filterwarnings("ignore", f".*{message}.*")
             yield
     finally:

@@ -28,6 +28,7 @@ class SceneResult:
         seconds: time spent on it (this run).
         error: why it failed.
         path: its map.
+        rank: the process that embedded it (``"done"``/``"failed"``).
     """
 
     id: str
@@ -39,6 +40,7 @@ class SceneResult:
     seconds: float = 0.0
     error: str | None = None
     path: str | None = None
+    rank: int = 0
 
 
 @dataclass

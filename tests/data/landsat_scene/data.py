@@ -9,6 +9,8 @@ torch's), as the golden embeddings of ``make_golden.py`` need.
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,59 @@ def seeded_encoder(model: str = "moemae_landsat_xxs", seed: int = 0) -> Any:
 
 if __name__ == "__main__":
     print(make_product(Path.cwd()))
+
+
+#: band -> asset key of the Landsat C2 L2 items of Microsoft Planetary Computer's and USGS's STAC APIs
+STAC_KEYS = {
+    "SR_B1": "coastal",
+    "SR_B2": "blue",
+    "SR_B3": "green",
+    "SR_B4": "red",
+    "SR_B5": "nir08",
+    "SR_B6": "swir16",
+    "SR_B7": "swir22",
+    "QA_PIXEL": "qa_pixel",
+}
+
+
+def stac_item(product: Path, relative_to: Path | None = None) -> dict:
+    """A STAC Item (dict) of a georeferenced synthetic product, shaped like a Planetary Computer
+    ``landsat-c2-l2`` item: band assets keyed by common name, hrefs to the product's TIFFs
+    (relative to ``relative_to`` if given, else absolute)."""
+    from torchgeo_moemae.scene import read_mtl
+
+    mtl = read_mtl(next(product.glob("*_MTL.txt")))
+    when = dt.datetime.fromtimestamp(mtl.time, dt.UTC).isoformat().replace("+00:00", "Z")
+    assets = {}
+    for band, key in STAC_KEYS.items():
+        path = next(product.glob(f"*_{band}.TIF"), None)
+        if path is None:
+            continue
+        href = os.path.relpath(path, relative_to) if relative_to else str(path)
+        assets[key] = {
+            "href": href,
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"] if band != "QA_PIXEL" else ["cloud", "cloud-shadow", "snow-ice"],
+        }
+    x0, y0 = mtl.ul_x - 15, mtl.ul_y + 15
+    x1, y1 = x0 + 30 * mtl.width, y0 - 30 * mtl.height
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
+        "id": product.name,
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[-3.2, 53.5], [-3.0, 53.5], [-3.0, 53.4], [-3.2, 53.4], [-3.2, 53.5]]],
+        },
+        "bbox": [-3.2, 53.4, -3.0, 53.5],
+        "properties": {
+            "datetime": when,
+            "platform": "landsat-8",
+            "proj:epsg": 32600 + mtl.utm_zone,
+            "proj:bbox": [x0, y1, x1, y0],
+        },
+        "links": [],
+        "assets": assets,
+        "collection": "landsat-c2-l2",
+    }
