@@ -67,7 +67,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--random-init",
         action="store_true",
-        help="embed with a randomly initialised encoder (a demo or baseline; without --weights)",
+        help="embed with a randomly initialised encoder (a demo or baseline; without --weights; "
+        "seeded, so every process of a run has the same one)",
     )
     parser.add_argument(
         "--model",
@@ -164,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     if torch.device(device).type == "cpu" and args.devices > 1:
         # --threads is the node's: shared by its processes
         torch.set_num_threads(max(1, torch.get_num_threads() // args.devices))
+    if args.random_init:
+        torch.manual_seed(0)  # every DDP process, and every rerun, gets the same encoder
     encoder, weights = load_scene_encoder(args.model, args.weights, args.random_init)
     try:
         summary = embed_scenes(
