@@ -19,12 +19,19 @@ with ``--baseline REV`` the rounds alternate between this checkout and the packa
 revision ``REV`` (extracted with ``git archive``), so both are measured in one run, interleaved, on
 the same machine load.
 
+``--scenes N --devices D`` instead writes N synthetic scenes (``--size``, default 600 x 800 px) and
+embeds them all with ``moemae embed-scene`` (Lightning's predict loop) in 1 process and in D DDP
+processes (gloo on the CPU, ``--threads`` torch threads each), alternating over ``--rounds``; the
+windows/s are each run's summary (embedded windows over the predict loop's wall time, process
+start-up and model loading excluded). On a GPU machine ``--device cuda`` runs the same on GPUs.
+
 Examples::
 
     python benchmarks/bench_scene.py                   # full scene, stride 40 (~37,000 windows)
     python benchmarks/bench_scene.py --quick           # 200 x 240 px, seconds (used by the tests)
     python benchmarks/bench_scene.py --threads 2 --dispatch fused --json scene.json
     python benchmarks/bench_scene.py --crop --baseline d8423fa --threads 1 --json crop.json
+    python benchmarks/bench_scene.py --scenes 4 --devices 2 --threads 1 --json ddp.json
 """
 
 from __future__ import annotations
@@ -248,6 +255,71 @@ def bench_crop(args: argparse.Namespace) -> dict:
     return result
 
 
+def bench_devices(args: argparse.Namespace) -> dict:
+    """Windows/s of ``moemae embed-scene`` over ``--scenes`` scenes in 1 and ``--devices`` processes."""
+    height, width = args.size or (600, 800)
+    moemae = str(Path(sys.executable).parent / "moemae")
+    counts = sorted({1, args.devices})
+    runs: dict[int, list[dict]] = {d: [] for d in counts}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        scenes = [
+            str(
+                make_synthetic_landsat_product(Path(tmp) / "in", height, width, path_row=f"{i:06d}")
+            )
+            for i in range(args.scenes)
+        ]
+        for r in range(args.rounds):
+            for devices in counts:
+                out = Path(tmp) / f"out{devices}_{r}"
+                cmd = [moemae, "embed-scene", *scenes, "--out", str(out), "--random-init"]
+                cmd += ["--model", args.model, "--batch-size", str(args.batch_size)]
+                cmd += ["--stride", str(args.stride), "--device", args.device]
+                cmd += ["--devices", str(devices), "--threads", str(args.threads * devices)]
+                cmd += ["--no-progress", "--no-quicklook"]
+                load = os.getloadavg()[0]
+                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+                subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+                summary = json.loads((out / "summary.json").read_text())
+                runs[devices].append(
+                    {
+                        "windows": summary["windows_embedded"],
+                        "seconds": summary["seconds"],
+                        "windows_per_s": summary["windows_per_s"],
+                        "load_average_1min": load,
+                    }
+                )
+    rates = {d: statistics.median(run["windows_per_s"] for run in runs[d]) for d in counts}
+    result = {
+        "scenes": args.scenes,
+        "scene_px": [height, width],
+        "model": args.model,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "threads_per_process": args.threads,
+        "rounds": args.rounds,
+        "runs": {str(d): runs[d] for d in counts},
+        "windows_per_s": {str(d): rates[d] for d in counts},
+        "speedup": rates[args.devices] / rates[1],
+        "cpu_count": os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+    }
+    loads = [run["load_average_1min"] for d in counts for run in runs[d]]
+    rows = [
+        (
+            f"{d} process{'es' if d > 1 else ''}",
+            f"{rates[d]:.1f} windows/s (median of {args.rounds})",
+        )
+        for d in counts
+    ]
+    rows.append((f"{args.devices} / 1", f"{result['speedup']:.2f}x"))
+    rows.append(("load average", f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores"))
+    width_ = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width_}}  {value}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"a {QUICK[0]}x{QUICK[1]} px scene")
@@ -267,12 +339,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workdir", type=Path, help="keep the scene here (default: temp dir)")
     parser.add_argument("--crop", action="store_true", help="time embed_scene on the real crop")
     parser.add_argument("--baseline", metavar="REV", help="--crop: also time git revision REV")
-    parser.add_argument("--rounds", type=int, default=3, help="--crop: child processes per tree")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="--crop/--scenes: child processes per variant"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="--crop: timed runs per child")
+    parser.add_argument("--scenes", type=int, help="time N scenes in 1 and --devices processes")
+    parser.add_argument("--devices", type=int, default=2, help="--scenes: DDP processes")
+    parser.add_argument("--device", default="cpu", help="--scenes: cpu or cuda")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.crop:
-        result = bench_crop(args)
+    if args.crop or args.scenes:
+        result = bench_crop(args) if args.crop else bench_devices(args)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"-> {args.json}")
         return result

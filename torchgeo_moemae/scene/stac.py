@@ -11,6 +11,7 @@ cloud, whether ``QA_PIXEL`` was read).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -75,7 +76,19 @@ def multihash_sha256(path: str | Path) -> str:
     return "1220" + file_sha256(path)
 
 
-def _footprint(crs: CRS, transform: Sequence[float], shape: tuple[int, int]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=16)
+def _to_lonlat(crs_wkt: str) -> Transformer:
+    """CRS -> lon/lat (built once per CRS: a run's scenes share a few UTM zones)."""
+    return Transformer.from_crs(CRS.from_wkt(crs_wkt), CRS.from_epsg(4326), always_xy=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _epsg(crs_wkt: str) -> int | None:
+    """The EPSG code of a CRS, if it has one (a database lookup: once per CRS)."""
+    return CRS.from_wkt(crs_wkt).to_epsg()
+
+
+def _footprint(crs_wkt: str, transform: Sequence[float], shape: tuple[int, int]) -> dict[str, Any]:
     """The map's outline in lon/lat (a polygon, 8 points per side to follow the projection)."""
     a, b, c, d, e, f = transform[:6]
     rows, cols = shape
@@ -88,7 +101,7 @@ def _footprint(crs: CRS, transform: Sequence[float], shape: tuple[int, int]) -> 
     ]
     x = [a * px + b * py + c for px, py in ring_px]
     y = [d * px + e * py + f for px, py in ring_px]
-    lon, lat = Transformer.from_crs(crs, CRS.from_epsg(4326), always_xy=True).transform(x, y)
+    lon, lat = _to_lonlat(crs_wkt).transform(x, y)
     ring = [[float(o), float(a_)] for o, a_ in zip(lon, lat, strict=True)]
     return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
 
@@ -121,8 +134,7 @@ def map_item(
         properties: more properties (``moemae:*``).
         collection: the run's Collection file, in the Item's folder (None: no Collection).
     """
-    crs = CRS.from_wkt(crs_wkt)
-    geometry = _footprint(crs, transform, shape)
+    geometry = _footprint(crs_wkt, transform, shape)
     ring = np.asarray(geometry["coordinates"][0])
     bbox = [*ring.min(axis=0).tolist(), *ring.max(axis=0).tolist()]
     when = None if math.isnan(time) else dt.datetime.fromtimestamp(time, dt.UTC)
@@ -147,7 +159,7 @@ def map_item(
     a, b, c, d, e, f = transform[:6]
     rows, cols = shape
     xs, ys = [c, c + a * cols], [f, f + e * rows]
-    epsg = crs.to_epsg()
+    epsg = _epsg(crs_wkt)
     ProjectionExtension.ext(item, add_if_missing=True).apply(
         code=f"EPSG:{epsg}" if epsg else None,
         wkt2=None if epsg else crs_wkt,
@@ -181,9 +193,10 @@ def map_item(
 
 
 def write_json(obj: pystac.STACObject, path: Path) -> None:
-    """Write a STAC object's JSON to ``path`` (its links and hrefs as they are; no self link)."""
+    """Write a STAC object's JSON to ``path`` (its links and hrefs as they are; no self link;
+    compact, as STAC APIs serve it)."""
     data = obj.to_dict(include_self_link=False, transform_hrefs=False)
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    path.write_text(json.dumps(data) + "\n")
 
 
 def check_existing(tif: Path, item_path: Path, settings: dict[str, Any], overwrite: bool) -> bool:
