@@ -68,7 +68,7 @@ with rasterio.open(out) as src:
 # ------------------------------------
 # Both panels share map coordinates (UTM metres); the embedding map covers the area of the whole
 # windows of the grid.
-dn, _ = scene.read_rows(0, scene.height)
+dn, _, _ = scene.read_rows(0, scene.height)
 rgb = np.moveaxis(dn[[3, 2, 1]], 0, -1) * 2.75e-5 - 0.2  # DN -> surface reflectance
 rgb = np.clip(rgb / np.percentile(rgb, 99), 0, 1)
 scene_extent = plotting_extent(rgb[..., 0], scene.transform)

@@ -190,11 +190,13 @@ def run(args: argparse.Namespace) -> int:
             on_error=args.on_error,
         )
     except SceneError as err:
-        if err.summary is not None and err.summary.rank == 0:
+        if err.summary is not None and err.summary.rank != 0:
+            return 0  # rank 0 reports (a non-zero exit here would make Lightning kill rank 0)
+        if err.summary is not None:
             print("\n".join(err.summary.lines()))
         raise
     if summary.rank != 0:
-        return 1 if summary.failed else 0
+        return 0  # rank 0 reports and sets the exit status
     if args.out.suffix.lower() in (".tif", ".tiff") and not summary.failed:
         print(f"{args.out} (weights: {weights})")
         if args.quicklook:

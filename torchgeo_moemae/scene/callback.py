@@ -80,7 +80,10 @@ class SceneWriter(BasePredictionWriter):
         overwrite: replace existing outputs.
         quicklook: also write the PCA-RGB quicklooks.
         on_error: a scene that cannot be read: ``"raise"`` stops the run (default), ``"skip"``
-            reports it in one line and goes on; either way it is listed in the summary.
+            reports it in one line and goes on; either way it is listed in the summary. With
+            several processes, ``"raise"`` stops the process that met it before its next scene;
+            the others finish the scenes they are on, then every process raises (all end
+            together, rank 0 writes the summary: no process is left waiting for another).
         progress: show a progress bar (scenes done of this rank's, windows/s).
     """
 
@@ -106,6 +109,8 @@ class SceneWriter(BasePredictionWriter):
         self._results: dict[str, SceneResult] = {}
         self._open: dict[str, _OpenScene] = {}
         self._bar: Any = None
+        self._halted = False
+        self._ended = False
         self.scenes: list[str] = []
 
     def paths(self, scene: str) -> tuple[Path, Path, Path]:
@@ -148,6 +153,7 @@ class SceneWriter(BasePredictionWriter):
         )
         self.scenes = [s.id for s in data.scenes]
         self._results = {}
+        self._halted = self._ended = False
         for scene in data.scenes:
             tif, item, png = self.paths(scene.id)
             if check_existing(tif, item, self.settings, self.overwrite):
@@ -197,8 +203,10 @@ class SceneWriter(BasePredictionWriter):
     ) -> None:
         """Put a batch's embeddings into its scene's map; finish the scene after its last batch."""
         strip: Strip = batch["strip"]
+        if self._halted and strip.scene not in self._open:
+            return  # stopped by a failure: no new scene (loader workers may still send some)
         if strip.error is not None:
-            self._fail(strip.scene, strip.error)
+            self._fail(trainer, strip.scene, strip.error)
             return
         scene = self._open.get(strip.scene)
         if scene is None:
@@ -326,15 +334,21 @@ class SceneWriter(BasePredictionWriter):
         )
         self._bar.update(1)
 
-    def _fail(self, scene_id: str, message: str) -> None:
+    def _fail(self, trainer: Trainer, scene_id: str, message: str) -> None:
         scene = self._open.pop(scene_id, None)
         if scene is not None:
             scene.writer.abort()
         self._results[scene_id] = SceneResult(scene_id, "failed", error=message, rank=self._rank)
         self._bar.update(1)
-        if self.on_error == "raise":
+        if self.on_error == "skip":
+            self._print(f"scene {scene_id} failed (skipped): {message}")
+        elif trainer.world_size == 1:
             raise SceneError(message)
-        self._print(f"scene {scene_id} failed (skipped): {message}")
+        else:  # stop here, raise once every rank has reached the end (see on_predict_end)
+            self._halted = True
+            dataset = getattr(trainer.predict_dataloaders, "dataset", None)
+            if dataset is not None:
+                dataset.halted = True  # an in-process loader starts no other scene
 
     def _print(self, line: str) -> None:
         self._bar.write(line, file=sys.stderr)
@@ -348,15 +362,21 @@ class SceneWriter(BasePredictionWriter):
         for scene in self._open.values():
             scene.writer.abort()
         self._open.clear()
-        self._end(trainer, gather=False)
+        if not self._ended:
+            self._end(trainer, gather=False)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Gather every rank's results; rank 0 writes the Collection and the summary."""
+        """Gather every rank's results; rank 0 writes the Collection and the summary. With
+        ``on_error="raise"``, a failure on any rank then raises on every rank."""
         self._end(trainer, gather=True)
+        failed = self.summary.failed
+        if self.on_error == "raise" and failed:
+            raise SceneError(failed[0].error)
 
     def _end(self, trainer: Trainer, gather: bool) -> None:
         if self._bar is None:  # stopped before any work (setup refused the outputs)
             return
+        self._ended = True
         self._bar.close()
         results = list(self._results.values())
         if gather and torch.distributed.is_available() and torch.distributed.is_initialized():

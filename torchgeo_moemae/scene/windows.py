@@ -230,6 +230,9 @@ class SceneWindows(IterableDataset):
         self.batch_size = batch_size
         self.max_fill_fraction = max_fill_fraction
         self.max_cloud_fraction = max_cloud_fraction
+        #: set (by the writer, after a failure) to start no further scene; reaches the loader
+        #: only when it reads in this process (no workers)
+        self.halted = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
@@ -238,6 +241,8 @@ class SceneWindows(IterableDataset):
         # suffices and memory stays flat however large the scene.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
             for scene in scenes:
+                if self.halted:
+                    return
                 yield from self._scene(scene)
 
     def _scene(self, scene: SceneSource) -> Iterator[dict[str, Any]]:
