@@ -155,11 +155,9 @@ class SceneWriter(BasePredictionWriter):
         self._results = {}
         self._halted = self._ended = False
         for scene in data.scenes:
-            tif, item, png = self.paths(scene.id)
+            tif, item, _ = self.paths(scene.id)
             if check_existing(tif, item, self.settings, self.overwrite):
                 self._results[scene.id] = self._skipped(scene.id, tif, item)
-                if self.quicklook and not png.exists() and trainer.global_rank == 0:
-                    save_quicklook(tif, png)
         data.done = set(self._results)
         mine = data.rank_scenes()
         self._rank = trainer.global_rank

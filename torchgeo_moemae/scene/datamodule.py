@@ -77,7 +77,7 @@ class SceneDataModule(BaseDataModule):
         self.max_cloud_fraction = max_cloud_fraction
         self.time = time
         self.scenes: list[SceneSource] = []
-        #: ids of scenes not to embed (set by the writer: their outputs are finished)
+        #: the scenes (by id) not to embed: their outputs are finished (set by the writer)
         self.done: set[str] = set()
 
     @property

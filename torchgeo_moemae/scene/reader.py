@@ -207,6 +207,11 @@ class LandsatProduct(_BandStack):
             raise ValueError(
                 f"{self.source}: expected exactly one *_MTL.txt file, found {len(mtl_names) or 'none'}"
                 + (f" ({', '.join(sorted(mtl_names))})" if mtl_names else "")
+                + (
+                    " (a folder of products? pass them with a glob, 'DIR/*')"
+                    if not mtl_names
+                    else ""
+                )
             )
         mtl_path = members[mtl_names[0]]
         self.mtl: LandsatMTL = read_mtl(mtl_path, mtl_text(mtl_names[0]))
