@@ -99,3 +99,13 @@ def test_embed_scene_resumes_refuses_other_settings_and_keeps_outputs_on_ctrl_c(
         p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir() if p.is_file()
     } == before
     assert not [p for p in tmp_path.rglob("*") if "partial" in p.name]
+
+
+def test_spelled_out_defaults_match_the_library() -> None:
+    """The command spells out names and defaults so that parsing does not import torch."""
+    from torchgeo_moemae.cli import embed_scene as cli
+    from torchgeo_moemae.scene import DEFAULT_MAX_CLOUD_FRACTION, POOLS
+    from torchgeo_moemae.scene.task import PRECISIONS
+
+    assert cli.POOLS == POOLS and cli.PRECISIONS == PRECISIONS
+    assert cli.DEFAULT_MAX_CLOUD_FRACTION == DEFAULT_MAX_CLOUD_FRACTION
