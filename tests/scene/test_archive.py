@@ -191,3 +191,23 @@ def test_stac_items_embed_like_products(
     np.testing.assert_array_equal(a, b)
     item = pystac.Item.from_file(str(tmp_path / "stac" / f"{product.name}.json"))
     assert item.properties["moemae:source"] == f"{search}#{product.name}"
+
+
+def test_loader_workers_take_whole_scenes(
+    tmp_path: Path, scene_data: ModuleType, encoder_xxs: MoEMAEEncoder
+) -> None:
+    """Two loader workers read different scenes at once; their batches arrive interleaved and
+    every map is the one the main process alone writes."""
+    products = [
+        scene_data.make_product(tmp_path / "in", height=140, path_row=p)
+        for p in ("001001", "002002", "003003")
+    ]
+    one = embed_scenes(products, tmp_path / "w0", encoder_xxs, batch_size=2, progress=False)
+    two = embed_scenes(
+        products, tmp_path / "w2", encoder_xxs, batch_size=2, num_workers=2, progress=False
+    )
+    assert [s.embedded for s in one.scenes] == [s.embedded for s in two.scenes]
+    for product in products:
+        a = _read(tmp_path / "w0" / f"{product.name}.tif")
+        b = _read(tmp_path / "w2" / f"{product.name}.tif")
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0, equal_nan=True)
