@@ -13,11 +13,25 @@ Writes a synthetic, georeferenced Collection 2 Level-2 product (default full siz
 
 and prints a table and writes JSON. Peak RSS is the process maximum (``getrusage``).
 
+``--crop`` instead times ``embed_scene`` on the committed real crop (``docs/data/landsat8-l2-scene``)
+in child processes, one per round (model built and warmed up once, then ``--repeats`` timed runs);
+with ``--baseline REV`` the rounds alternate between this checkout and the package as it was at git
+revision ``REV`` (extracted with ``git archive``), so both are measured in one run, interleaved, on
+the same machine load.
+
+``--scenes N --devices D`` instead writes N synthetic scenes (``--size``, default 600 x 800 px) and
+embeds them all with ``moemae embed-scene`` (Lightning's predict loop) in 1 process and in D DDP
+processes (gloo on the CPU, ``--threads`` torch threads each), alternating over ``--rounds``; the
+windows/s are each run's summary (embedded windows over the predict loop's wall time, process
+start-up and model loading excluded). On a GPU machine ``--device cuda`` runs the same on GPUs.
+
 Examples::
 
     python benchmarks/bench_scene.py                   # full scene, stride 40 (~37,000 windows)
     python benchmarks/bench_scene.py --quick           # 200 x 240 px, seconds (used by the tests)
     python benchmarks/bench_scene.py --threads 2 --dispatch fused --json scene.json
+    python benchmarks/bench_scene.py --crop --baseline d8423fa --threads 1 --json crop.json
+    python benchmarks/bench_scene.py --scenes 4 --devices 2 --threads 1 --json ddp.json
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ import json
 import os
 import platform
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,10 +64,42 @@ from torchgeo_moemae.scene import (
     embed_scene,
     make_synthetic_landsat_product,
 )
-from torchgeo_moemae.scene.embed import scene_windows
+from torchgeo_moemae.scene.windows import scene_blocks
 
 FULL = (7800, 7600)
 QUICK = (200, 240)
+REPO = Path(__file__).resolve().parents[1]
+#: the committed real crop (267 x 433 px, UTM 30N)
+CROP = REPO / "docs" / "data" / "landsat8-l2-scene"
+
+#: a child timing ``embed_scene`` on the crop: argv = package root or "", model, stride, batch size,
+#: threads, repeats; prints one JSON line {"package": file, "windows": n, "seconds": [...]}
+_CROP_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+root, model, stride, batch, threads, repeats = sys.argv[1:7]
+if root:
+    sys.path.insert(0, root)
+import rasterio, timm, torch
+import torchgeo_moemae
+from torchgeo_moemae.scene import embed_scene
+assert not root or torchgeo_moemae.__file__.startswith(root), torchgeo_moemae.__file__
+torch.set_num_threads(int(threads))
+torch.manual_seed(0)
+encoder = timm.create_model(model).eval()
+crop = Path(sys.argv[7])
+seconds = []
+with tempfile.TemporaryDirectory() as tmp:
+    for run in range(int(repeats) + 1):  # the first run warms up
+        out = Path(tmp) / f"emb{run}.tif"
+        start = time.perf_counter()
+        embed_scene(crop, out, encoder, stride=int(stride), batch_size=int(batch),
+                    progress=False, quicklook=False)
+        seconds.append(time.perf_counter() - start)
+    with rasterio.open(out) as src:
+        windows = src.width * src.height
+print(json.dumps({"package": torchgeo_moemae.__file__, "windows": windows, "seconds": seconds[1:]}))
+"""
 
 
 def peak_rss_mb() -> float:
@@ -76,7 +124,7 @@ def bench_reading(product: Path, stride: int, max_rows: int) -> dict[str, float]
             return rows
 
     start = time.perf_counter()
-    strip = sum(len(b.index) for b in scene_windows(reader, Rows(**vars(grid)), 256))
+    strip = sum(len(b.index) for b in scene_blocks(reader, Rows(**vars(grid)), 256))
     strip_s = time.perf_counter() - start
     start = time.perf_counter()
     for row in range(grid.rows):
@@ -144,6 +192,134 @@ def model_kernel_floor(model: str, batch_size: int) -> float:
     return batch_size / dense_kernel_seconds(model_step(model, batch_size, "routed"))
 
 
+def extract_revision(rev: str, into: Path) -> Path:
+    """The package as it was at git revision ``rev``, extracted under ``into``; returns its root."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "torchgeo_moemae"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def crop_round(root: Path | None, args: argparse.Namespace) -> dict:
+    """One child process timing ``embed_scene`` on the crop (``root``: another package tree)."""
+    argv = [str(root or ""), args.model, str(args.stride), str(args.batch_size)]
+    argv += [str(args.threads), str(args.repeats), str(CROP)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _CROP_CHILD, *argv], check=True, capture_output=True, text=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_crop(args: argparse.Namespace) -> dict:
+    """Windows/s of ``embed_scene`` on the real crop, this checkout (and ``--baseline``)."""
+    trees = {"this checkout": None}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        if args.baseline:
+            trees[f"baseline {args.baseline}"] = extract_revision(args.baseline, Path(tmp))
+        loads, seconds, windows = [], {name: [] for name in trees}, {}
+        for _ in range(args.rounds):
+            for name, root in trees.items():
+                loads.append(os.getloadavg()[0])
+                result = crop_round(root, args)
+                seconds[name] += result["seconds"]
+                windows[name] = result["windows"]
+    rates = {name: windows[name] / statistics.median(s) for name, s in seconds.items()}
+    result = {
+        "crop": str(CROP.relative_to(REPO)),
+        "model": args.model,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "windows": windows,
+        "seconds": seconds,
+        "windows_per_s": rates,
+        "load_average_1min": loads,
+        "cpu_count": os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+    }
+    rows = [
+        (name, f"{rate:.1f} windows/s (median of {len(seconds[name])} runs)")
+        for name, rate in rates.items()
+    ]
+    if args.baseline:
+        ratio = rates["this checkout"] / rates[f"baseline {args.baseline}"]
+        result["ratio_to_baseline"] = ratio
+        rows.append(("this checkout / baseline", f"{ratio:.3f}"))
+    rows.append(("load average", f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return result
+
+
+def bench_devices(args: argparse.Namespace) -> dict:
+    """Windows/s of ``moemae embed-scene`` over ``--scenes`` scenes in 1 and ``--devices`` processes."""
+    height, width = args.size or (600, 800)
+    moemae = str(Path(sys.executable).parent / "moemae")
+    counts = sorted({1, args.devices})
+    runs: dict[int, list[dict]] = {d: [] for d in counts}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        scenes = [
+            str(
+                make_synthetic_landsat_product(Path(tmp) / "in", height, width, path_row=f"{i:06d}")
+            )
+            for i in range(args.scenes)
+        ]
+        for r in range(args.rounds):
+            for devices in counts:
+                out = Path(tmp) / f"out{devices}_{r}"
+                cmd = [moemae, "embed-scene", *scenes, "--out", str(out), "--random-init"]
+                cmd += ["--model", args.model, "--batch-size", str(args.batch_size)]
+                cmd += ["--stride", str(args.stride), "--device", args.device]
+                cmd += ["--devices", str(devices), "--threads", str(args.threads * devices)]
+                cmd += ["--no-progress", "--no-quicklook"]
+                load = os.getloadavg()[0]
+                env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+                subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+                summary = json.loads((out / "summary.json").read_text())
+                runs[devices].append(
+                    {
+                        "windows": summary["windows_embedded"],
+                        "seconds": summary["seconds"],
+                        "windows_per_s": summary["windows_per_s"],
+                        "load_average_1min": load,
+                    }
+                )
+    rates = {d: statistics.median(run["windows_per_s"] for run in runs[d]) for d in counts}
+    result = {
+        "scenes": args.scenes,
+        "scene_px": [height, width],
+        "model": args.model,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "threads_per_process": args.threads,
+        "rounds": args.rounds,
+        "runs": {str(d): runs[d] for d in counts},
+        "windows_per_s": {str(d): rates[d] for d in counts},
+        "speedup": rates[args.devices] / rates[1],
+        "cpu_count": os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+    }
+    loads = [run["load_average_1min"] for d in counts for run in runs[d]]
+    rows = [
+        (
+            f"{d} process{'es' if d > 1 else ''}",
+            f"{rates[d]:.1f} windows/s (median of {args.rounds})",
+        )
+        for d in counts
+    ]
+    rows.append((f"{args.devices} / 1", f"{result['speedup']:.2f}x"))
+    rows.append(("load average", f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores"))
+    width_ = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width_}}  {value}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"a {QUICK[0]}x{QUICK[1]} px scene")
@@ -161,8 +337,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reader-rows", type=int, default=3, help="grid rows for the reader race")
     parser.add_argument("--json", type=Path, default=Path("bench_scene.json"))
     parser.add_argument("--workdir", type=Path, help="keep the scene here (default: temp dir)")
+    parser.add_argument("--crop", action="store_true", help="time embed_scene on the real crop")
+    parser.add_argument("--baseline", metavar="REV", help="--crop: also time git revision REV")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="--crop/--scenes: child processes per variant"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--crop: timed runs per child")
+    parser.add_argument("--scenes", type=int, help="time N scenes in 1 and --devices processes")
+    parser.add_argument("--devices", type=int, default=2, help="--scenes: DDP processes")
+    parser.add_argument("--device", default="cpu", help="--scenes: cpu or cuda")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.crop or args.scenes:
+        result = bench_crop(args) if args.crop else bench_devices(args)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"-> {args.json}")
+        return result
     height, width = args.size or (QUICK if args.quick else FULL)
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -180,7 +370,12 @@ def main(argv: list[str] | None = None) -> dict:
             progress=sys.stderr.isatty(),
         )  # fmt: skip
         total_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
-        n = ((height - 40) // args.stride + 1) * ((width - 40) // args.stride + 1)
+        reader = LandsatProduct(product)
+        grid = WindowGrid(
+            reader.height, reader.width, reader.transform, reader.crs, stride=args.stride
+        )
+        reader.close()
+        n = grid.rows * grid.cols
         size_mb = out.stat().st_size / 2**20
     peak_mb = peak_rss_mb()  # before the kernel floor, whose allocator setting keeps memory
     floor_windows_per_s = model_kernel_floor(args.model, args.model_batch)

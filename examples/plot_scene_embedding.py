@@ -26,7 +26,9 @@ import torch
 from rasterio.plot import plotting_extent
 
 from torchgeo_moemae.errors import PretrainedWeightsError
-from torchgeo_moemae.scene import LandsatProduct, embed_scene, load_scene_encoder, pca_rgb
+from torchgeo_moemae.models import MoEMAELandsat_Weights
+from torchgeo_moemae.models.factory import load_model
+from torchgeo_moemae.scene import LandsatProduct, embed_scene, pca_rgb
 
 torch.manual_seed(0)
 try:
@@ -40,15 +42,15 @@ print(scene.crs, scene.height, "x", scene.width, "px, acquired at POSIX", scene.
 # %%
 # The encoder
 # -----------
-# :func:`~torchgeo_moemae.scene.load_scene_encoder` takes ``weights=`` (an exported folder or the
-# authors' ``pretrained_S_best.pth``); without them it uses the published weights if they are in
-# the Hugging Face cache and otherwise refuses, unless a random initialisation is asked for with
-# ``random_init=True``, as in this offline build. Even random features follow the land cover;
+# :func:`~torchgeo_moemae.models.factory.load_model` builds the encoder from weights (the
+# published entry, an exported folder or the authors' ``pretrained_S_best.pth``) and says where
+# they came from, for the map's record. This offline build falls back to a random initialisation
+# when the published weights cannot be fetched. Even random features follow the land cover;
 # trained ones separate it better.
 try:
-    encoder, weights = load_scene_encoder("S")
-except PretrainedWeightsError:  # not in the cache (offline build)
-    encoder, weights = load_scene_encoder("S", random_init=True)
+    encoder, weights = load_model("S", MoEMAELandsat_Weights.LANDSAT_OLI_SR_MOEMAE_BEN_LS)
+except PretrainedWeightsError:  # offline, not in the Hugging Face cache
+    encoder, weights = load_model("S")
 print("weights:", weights)
 
 # %%
@@ -68,7 +70,7 @@ with rasterio.open(out) as src:
 # ------------------------------------
 # Both panels share map coordinates (UTM metres); the embedding map covers the area of the whole
 # windows of the grid.
-dn, _ = scene.read_rows(0, scene.height)
+dn, _, _ = scene.read_rows(0, scene.height)
 rgb = np.moveaxis(dn[[3, 2, 1]], 0, -1) * 2.75e-5 - 0.2  # DN -> surface reflectance
 rgb = np.clip(rgb / np.percentile(rgb, 99), 0, 1)
 scene_extent = plotting_extent(rgb[..., 0], scene.transform)

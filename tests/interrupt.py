@@ -31,7 +31,11 @@ sys.exit(main(sys.argv[4:]))
 
 
 def sigint_after(
-    target: str, argv: list[str], ready: Path, mid_work: Callable[[], None] | None = None
+    target: str,
+    argv: list[str],
+    ready: Path,
+    mid_work: Callable[[], None] | None = None,
+    sig: int = signal.SIGINT,
 ) -> tuple[int, str]:
     """Run ``moemae argv`` in a subprocess and send it SIGINT once ``target`` has returned.
 
@@ -40,6 +44,7 @@ def sigint_after(
         argv: the command line after ``moemae``.
         ready: a file the child creates when ``target`` has returned (must not exist).
         mid_work: called before the signal, to check the state of the interrupted work.
+        sig: another signal instead (``signal.SIGKILL``: a killed process).
 
     Returns:
         the exit code and what the command printed on stderr.
@@ -60,7 +65,7 @@ def sigint_after(
             time.sleep(0.1)
         if mid_work is not None:
             mid_work()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -15,6 +15,7 @@ from .bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD, EUROSAT_LS_MEAN, EUR
 
 __all__ = [
     "DATASETS",
+    "DEFAULT_MAX_CLOUD_FRACTION",
     "DEFAULT_POOL",
     "EXPORT_CONFIG_FILENAME",
     "EXPORT_FILES",
@@ -24,6 +25,7 @@ __all__ = [
     "PAPER_POOLS",
     "POOLS",
     "POOL_LABELS",
+    "PRECISIONS",
     "WEIGHTS_SUFFIXES",
     "DatasetInfo",
     "Pool",
@@ -50,6 +52,15 @@ POOL_LABELS: Final[dict[str, str]] = {
     "all": "All tokens",
     "avg": "All tokens (avg.)",
 }
+
+
+#: Where a scene embedding runs in bf16: ``"auto"`` (autocast on CUDA, fp32 elsewhere),
+#: ``"bf16"`` (autocast on any device) or ``"32"`` (fp32).
+PRECISIONS: Final = ("auto", "bf16", "32")
+#: Default ``max_cloud_fraction`` of a scene map: a window with more than 1% (16 of 1,600) pixels
+#: of cloud, dilated cloud, cloud shadow or snow in ``QA_PIXEL`` is nodata; isolated false
+#: detections over bright ground (beaches, roofs) are tolerated, real cloud is not.
+DEFAULT_MAX_CLOUD_FRACTION: Final = 0.01
 
 
 def embedding_folder(split: str, pool: str) -> str:

@@ -29,10 +29,14 @@ def _weights_commands(tmp_path: Path) -> dict[str, list[str]]:
             str(tmp_path / "r.png"),
         ],
         "analyze experts": ["analyze", "experts", *data, "--out", str(tmp_path / "experts")],
+        "embed-scene": ["embed-scene", str(tmp_path), "--out", str(tmp_path / "maps")],
     }
 
 
-@pytest.mark.parametrize("command", ["embed", "analyze reconstruction", "analyze experts"])
+WEIGHTS_COMMANDS = ["embed", "analyze reconstruction", "analyze experts", "embed-scene"]
+
+
+@pytest.mark.parametrize("command", WEIGHTS_COMMANDS)
 def test_missing_weights_are_refused_the_same_way(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -44,7 +48,7 @@ def test_missing_weights_are_refused_the_same_way(
     assert "--random-init and --weights exclude each other" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["embed", "analyze reconstruction", "analyze experts"])
+@pytest.mark.parametrize("command", WEIGHTS_COMMANDS)
 def test_torchgeo_entries_are_not_moemae_weights(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,8 +84,8 @@ def _capture(monkeypatch: pytest.MonkeyPatch, target: str, result: Any) -> dict[
 def test_every_device_option_defaults_to_cuda_when_present(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``embed``, ``evaluate`` and ``probe`` leave ``--device`` unset, and what they call resolves
-    it with :func:`default_device`: CUDA on a machine that has it."""
+    """``embed``, ``embed-scene``, ``evaluate`` and ``probe`` leave ``--device`` unset, and what
+    they call resolves it with :func:`default_device`: CUDA on a machine that has it."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     devices = {}
 
@@ -89,6 +93,13 @@ def test_every_device_option_defaults_to_cuda_when_present(
     argv = ["embed", "--model", "XXS", "--random-init", "--root", str(tmp_path)]
     assert main([*argv, "--out", str(tmp_path / "emb"), "--split", "test"]) == 0
     devices["embed"] = seen["device"]
+
+    seen = _capture(monkeypatch, "torchgeo_moemae.scene.embed_scenes", None)
+    monkeypatch.setattr("torchgeo_moemae.scene.SceneError", RuntimeError)
+    argv = ["embed-scene", str(tmp_path), "--model", "XXS", "--random-init"]
+    with pytest.raises(AttributeError):  # the recorded call returns no summary to report
+        main([*argv, "--out", str(tmp_path / "maps"), "--debug"])
+    devices["embed-scene"] = seen["device"]
 
     seen = _capture(monkeypatch, "torchgeo_moemae.probe.evaluate.evaluate", [])
     argv = ["evaluate", "--bigearthnet-root", str(tmp_path), "--out", str(tmp_path / "ev")]

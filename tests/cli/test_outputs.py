@@ -175,7 +175,7 @@ SIGINT_AT = {
     "pack": "torchgeo_moemae.datasets.packed:file_sha256",
     "export": "torchgeo_moemae.export:save_file",
     "probe": "torchgeo_moemae.probe.api:fit_predict",
-    "embed-scene": "torchgeo_moemae.scene.embed:_embed_block",
+    "embed-scene": "torchgeo_moemae.scene.writer:EmbeddingWriter.write_row",
 }
 
 

@@ -25,10 +25,11 @@ def test_real_crop_georeferenced_from_mtl(crop: Path) -> None:
     assert reader.crs.to_epsg() == 32630
     assert (reader.height, reader.width) == (267, 433)
     assert (reader.transform.c, reader.transform.f) == (487005.0, 5929995.0)
-    data, fill = reader.read_rows(100, 40)
+    data, fill, cloud = reader.read_rows(100, 40)
     with rasterio.open(next(crop.glob("*_SR_B7.TIF"))) as src:
         np.testing.assert_array_equal(data[6], src.read(1)[100:140])
     assert data.shape == (7, 40, 433) and not fill.any()
+    assert cloud is None and not reader.has_qa  # the crop has no QA_PIXEL
     reader.close()
 
 
@@ -50,11 +51,28 @@ def test_fill_from_dn_zero_and_qa_pixel(tmp_path: Path, scene_data: ModuleType) 
         values = band.read(1)
         values[70, 100] = 0  # one band 0: a fill pixel
         band.write(values, 1)
-    _, fill = LandsatProduct(product).read_rows(40, 40)
+    _, fill, cloud = LandsatProduct(product).read_rows(40, 40)
     expected = np.zeros((40, scene_data.WIDTH), dtype=bool)
     expected[10:20, 10:20] = True
     expected[30, 100] = True
     np.testing.assert_array_equal(fill, expected)
+    assert cloud is not None and not cloud.any()
+
+
+@pytest.mark.parametrize(
+    ("bit", "masked"), [(1, True), (2, False), (3, True), (4, True), (5, True)]
+)
+def test_cloud_from_qa_pixel_bits(
+    tmp_path: Path, scene_data: ModuleType, bit: int, masked: bool
+) -> None:
+    """Dilated cloud (1), cloud (3), cloud shadow (4) and snow (5) are cloud; cirrus (2) is not."""
+    flags = [(slice(45, 50), slice(7, 9), bit)]
+    product = scene_data.make_product(tmp_path, fill=None, qa_flags=flags)
+    _, fill, cloud = LandsatProduct(product).read_rows(40, 40)
+    expected = np.zeros((40, scene_data.WIDTH), dtype=bool)
+    expected[5:10, 7:9] = masked
+    assert cloud is not None and not fill.any()
+    np.testing.assert_array_equal(cloud, expected)
 
 
 @pytest.mark.parametrize("prefix", ["", "./"])

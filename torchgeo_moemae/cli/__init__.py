@@ -49,7 +49,7 @@ COMMANDS: dict[str, Command] = {
         "torchgeo_moemae.cli.analyze", "reconstructions, expert maps, sparsity table, plots"
     ),
     "embed-scene": Command(
-        "torchgeo_moemae.cli.embed_scene", "embedding map (GeoTIFF) of a whole Landsat scene"
+        "torchgeo_moemae.cli.embed_scene", "embedding maps (COG + STAC) of Landsat scenes"
     ),
     "pack": Command(
         "torchgeo_moemae.cli.pack",

@@ -15,8 +15,8 @@ from .common import (
     check_dataset_root,
     check_input,
     check_weights,
-    load_model,
     make_datamodule,
+    model_from_args,
 )
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.analysis == "reconstruction":
         from ..analysis.reconstruction import plot_reconstruction
 
-        mae, _ = load_model(args, mae=True)
+        mae, _ = model_from_args(args, mae=True)
         fig = plot_reconstruction(
             mae,
             batch["image"],
@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         from ..models import MoEMAEEncoder
 
-        encoder, _ = load_model(args)
+        encoder, _ = model_from_args(args)
         if not isinstance(encoder, MoEMAEEncoder):
             raise ValueError(f"expert maps need a MoE-MAE encoder, got model {args.model!r}")
         layers = [int(v) for v in args.layers.split(",")]

@@ -55,8 +55,8 @@ __all__ = [
     "check_weights",
     "default_threads",
     "default_workers",
-    "load_model",
     "make_datamodule",
+    "model_from_args",
     "one_line",
     "progress",
     "run_command",
@@ -197,18 +197,13 @@ def check_weights(args: argparse.Namespace) -> None:
         )
 
 
-def load_model(args: argparse.Namespace, mae: bool = False) -> tuple[Any, Provenance]:
+def model_from_args(args: argparse.Namespace, mae: bool = False) -> tuple[Any, Provenance]:
     """The model of :func:`add_weights_arguments`' options (the full MAE with ``mae``, else the
-    encoder) and where its weights came from."""
-    from ..models import create_encoder, create_mae, load_weights
-    from ..models.checkpoint import RANDOM_INIT
-    from ..models.factory import mae_weights
+    encoder) and where its weights came from
+    (:func:`~torchgeo_moemae.models.factory.load_model`)."""
+    from ..models.factory import load_model
 
-    if args.weights is None:
-        return (create_mae if mae else create_encoder)(args.model), RANDOM_INIT
-    checkpoint = load_weights(mae_weights(args.weights) if mae else args.weights)
-    model = (create_mae if mae else create_encoder)(args.model, checkpoint)
-    return model, checkpoint.provenance
+    return load_model(args.model, args.weights, mae)
 
 
 def add_loader_arguments(

@@ -15,8 +15,8 @@ from .common import (
     check_dataset_root,
     check_loader,
     check_weights,
-    load_model,
     make_datamodule,
+    model_from_args,
     split_names,
 )
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     """Embed each split and print where the features went."""
     from ..probe.embed import extract_embeddings
 
-    encoder, weights = load_model(args)
+    encoder, weights = model_from_args(args)
     datamodule = make_datamodule(args, batch_size=args.batch_size, num_workers=args.num_workers)
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
     model_name = cfg.get("architecture", args.model)

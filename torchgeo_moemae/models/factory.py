@@ -29,7 +29,7 @@ import timm
 from torch import nn
 
 from ..vocabulary import MAE_FILENAME
-from .checkpoint import Checkpoint, Weights, recorded_model_args
+from .checkpoint import RANDOM_INIT, Checkpoint, Provenance, Weights, recorded_model_args
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
 from .mae import MoEMAE
@@ -43,6 +43,7 @@ __all__ = [
     "export_architecture",
     "get_model",
     "load_into",
+    "load_model",
     "mae_weights",
     "timm_name",
 ]
@@ -205,6 +206,22 @@ def create_mae(
         except ValueError:
             raise mae_error from None
     return mae
+
+
+def load_model(
+    model: str | None = None, weights: Weights | None = None, mae: bool = False
+) -> tuple[nn.Module, Provenance]:
+    """An encoder (the full MAE with ``mae``) and where its weights came from, for the record.
+
+    What the commands and the scene task build: :func:`create_encoder` (or :func:`create_mae`)
+    with ``weights`` read once, and their :class:`~torchgeo_moemae.models.Provenance`
+    (:data:`~torchgeo_moemae.models.checkpoint.RANDOM_INIT` for ``weights=None``).
+    """
+    build = create_mae if mae else create_encoder
+    if weights is None:
+        return build(model), RANDOM_INIT
+    checkpoint = load_weights(mae_weights(weights) if mae else weights)
+    return build(model, checkpoint), checkpoint.provenance
 
 
 def mae_weights(weights: Weights) -> Weights:

@@ -1,113 +1,157 @@
-"""Embed a whole scene: 40x40 windows on a regular grid -> one embedding per window -> GeoTIFF."""
+"""Embed whole scenes: Lightning's predict loop over :class:`SceneDataModule` windows, the
+featurizer in :class:`SceneEmbeddingTask`, the maps written by :class:`SceneWriter`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
-import rasterio
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
-from tqdm.auto import tqdm
 
-from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD
 from ..models import MoEMAEEncoder
-from ..outputs import check_output, provenance_record
-from ..probe.featurizer import Featurizer
-from ..transforms import normalize_dn
-from ..utils import eval_mode
-from ..vocabulary import DEFAULT_POOL, MAP_POOLS
-from .grid import WindowGrid
-from .quicklook import save_quicklook
-from .reader import SceneReader, open_scene
-from .writer import EmbeddingWriter
+from ..utils import default_device
+from ..vocabulary import DEFAULT_MAX_CLOUD_FRACTION, DEFAULT_POOL
+from .callback import SceneWriter
+from .datamodule import SceneDataModule
+from .summary import RunSummary, SceneError
+from .task import SceneEmbeddingTask
 
-__all__ = ["embed_scene", "scene_windows"]
-
-#: GDAL block cache while embedding (bytes): a few tile rows of the seven bands.
-GDAL_CACHE_BYTES = 256 * 2**20
+__all__ = ["embed_scene", "embed_scenes"]
 
 
-@dataclass
-class _Rows:
-    """The windows of consecutive grid rows that are not fill, with their metadata."""
-
-    rows: list[int]
-    images: np.ndarray  # (N, 7, size, size) DN
-    lat: np.ndarray  # (N,)
-    lon: np.ndarray  # (N,)
-    index: np.ndarray  # (N,) position row * cols + col within `rows`' block
+def _accelerator(device: str | torch.device | None) -> tuple[str, Any]:
+    """``device`` -> Lightning ``(accelerator, devices)`` (None: CUDA when present, else CPU)."""
+    device = default_device(device)
+    if device.type == "cuda":
+        return "gpu", [device.index] if device.index is not None else None
+    return device.type, None
 
 
-def scene_windows(
-    reader: SceneReader,
-    grid: WindowGrid,
-    min_windows: int,
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """No Lightning banners ("GPU available: ...", tips) and none of its warnings that do not
+    apply here: the loader's workers are a choice (each reads whole scenes); Lightning's own use
+    of a deprecated torch tree API is not the user's concern."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in ("does not have many workers", "LeafSpec"):
+                warnings.filterwarnings("ignore", f".*{message}.*")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def embed_scenes(
+    inputs: str | Path | Sequence[Any],
+    out: str | Path,
+    encoder: MoEMAEEncoder | None = None,
+    *,
+    model: str | None = None,
+    weights: Any = None,
+    random_init: bool = False,
+    stride: int = 40,
+    pool: str = DEFAULT_POOL,
+    batch_size: int = 256,
+    num_workers: int = 0,
     max_fill_fraction: float = 1.0,
-) -> Iterator[_Rows]:
-    """Read the scene one row strip at a time and yield blocks of at least ``min_windows`` windows
-    (whole grid rows, so memory is bounded by ``min_windows`` + one row of windows).
+    max_cloud_fraction: float = DEFAULT_MAX_CLOUD_FRACTION,
+    time: float | None = None,
+    device: str | torch.device | None = None,
+    devices: int | None = None,
+    num_nodes: int = 1,
+    precision: str = "auto",
+    quicklook: bool = True,
+    progress: bool = True,
+    overwrite: bool = False,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> RunSummary:
+    """Embed every window of every scene of ``inputs``: one embedding map (COG), quicklook and
+    STAC Item per scene, and a STAC Collection of the run (see :class:`SceneWriter`).
 
-    A window is nodata (left out) when it is entirely fill, or when its fill fraction exceeds
-    ``max_fill_fraction``; fill pixels of the other windows keep DN 0, as in the pre-training data.
+    Runs ``Trainer.predict``: :class:`SceneDataModule` reads the scenes in row strips (whole
+    scenes per rank), :class:`SceneEmbeddingTask` embeds each window as ``moemae embed`` embeds a
+    sample (the :class:`~torchgeo_moemae.probe.Featurizer`), :class:`SceneWriter` writes. With
+    several devices or nodes, Lightning's DDP launches one process per device: call this from the
+    command line (``moemae embed-scene``) or a script guarded by ``if __name__ == "__main__"``.
+
+    Args:
+        inputs: see :class:`SceneDataModule`.
+        out: the output folder (or, for one scene, the map's ``.tif``).
+        encoder: the encoder (None: load ``model``/``weights``, see :class:`SceneEmbeddingTask`).
+        weights: with ``encoder``: where its weights came from (recorded); without: what to load.
+        random_init: without ``encoder`` and ``weights``: a random initialisation, on purpose.
+        stride, batch_size, num_workers, max_fill_fraction, max_cloud_fraction, time: see
+            :class:`SceneDataModule`.
+        pool, precision: see :class:`SceneEmbeddingTask`.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` (None: CUDA when present, else CPU).
+        devices: devices per node (None: one, or the one ``device`` names).
+        num_nodes: nodes (DDP across machines, launched as Lightning does).
+        quicklook, progress, overwrite, on_error: see :class:`SceneWriter`.
+
+    Returns:
+        the run summary (done / skipped / failed scenes, windows, seconds).
+
+    Raises:
+        SceneError: a scene could not be read and ``on_error="raise"`` (the scenes finished
+            before it are kept).
+        FileExistsError: an output made otherwise exists and not ``overwrite`` (before any work).
     """
-    block: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    pending = 0
-    for row in range(grid.rows):
-        data, fill = reader.read_rows(row * grid.stride, grid.size)
-        # (7, size, cols, size) views -> (cols, 7, size, size); no copy until the selection below.
-        windows = sliding_window_view(data, grid.size, axis=2)[:, :, :: grid.stride][
-            :, :, : grid.cols
-        ]
-        fraction = sliding_window_view(fill, grid.size, axis=1)[:, :: grid.stride][
-            :, : grid.cols
-        ].mean(axis=(0, 2))
-        keep = np.flatnonzero((fraction < 1.0) & (fraction <= max_fill_fraction))
-        lat, lon = grid.latlon(row)
-        images = np.ascontiguousarray(windows[:, :, keep].transpose(2, 0, 1, 3))
-        block.append((row, images, lat[keep], lon[keep], keep, fraction))
-        pending += len(keep)
-        if pending >= min_windows or row == grid.rows - 1:
-            yield _Rows(
-                rows=[b[0] for b in block],
-                images=np.concatenate([b[1] for b in block]),
-                lat=np.concatenate([b[2] for b in block]),
-                lon=np.concatenate([b[3] for b in block]),
-                index=np.concatenate([i * grid.cols + b[4] for i, b in enumerate(block)]),
-            )
-            block, pending = [], 0
+    from lightning.pytorch import Trainer
 
-
-def _embed_block(
-    featurizer: Featurizer,
-    block: _Rows,
-    cols: int,
-    time: float,
-    pool: str,
-    batch_size: int,
-    device: torch.device,
-) -> np.ndarray:
-    """Embeddings of a block of grid rows, ``(rows, cols, dim)`` float32 with NaN for fill."""
-    dim = featurizer.encoder.num_features
-    out = np.full((len(block.rows) * cols, dim), np.nan, dtype=np.float32)
-    mean, std = torch.tensor(BIGEARTHNET_LS_MEAN), torch.tensor(BIGEARTHNET_LS_STD)
-    # Equal chunks of at most batch_size windows (no tiny remainder batch).
-    chunks = max(1, -(-len(block.index) // batch_size))
-    for idx in np.array_split(np.arange(len(block.index)), chunks):
-        if len(idx) == 0:
-            continue
-        x = normalize_dn(torch.from_numpy(block.images[idx]).to(device), mean, std)
-        batch = {
-            "image": x,
-            "lat": torch.from_numpy(block.lat[idx]).to(device),
-            "lon": torch.from_numpy(block.lon[idx]).to(device),
-            "time": torch.full((len(idx),), time, dtype=torch.float64, device=device),
-        }
-        out[block.index[idx]] = featurizer(batch, pool).float().cpu().numpy()
-    return out.reshape(len(block.rows), cols, -1)
+    datamodule = SceneDataModule(
+        inputs,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        stride=stride,
+        max_fill_fraction=max_fill_fraction,
+        max_cloud_fraction=max_cloud_fraction,
+        time=time,
+    )
+    task = SceneEmbeddingTask(
+        model,
+        None if encoder is not None else weights,
+        random_init,
+        pool=pool,
+        precision=precision,
+        encoder=encoder,
+        provenance=weights if encoder is not None else None,
+    )
+    writer = SceneWriter(
+        out, overwrite=overwrite, quicklook=quicklook, on_error=on_error, progress=progress
+    )
+    accelerator, listed = _accelerator(device)
+    with _quiet_lightning():
+        trainer = Trainer(
+            accelerator=accelerator,
+            devices=devices if devices is not None else (listed or 1),
+            num_nodes=num_nodes,
+            strategy="auto",
+            precision="32-true",  # the task autocasts to bf16 itself (on CUDA by default)
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            callbacks=[writer],
+        )
+        try:
+            trainer.predict(task, datamodule=datamodule, return_predictions=False)
+        except SceneError as err:
+            err.summary = writer.summary
+            raise
+        except SystemExit:
+            # Lightning answers Ctrl-C with its own shutdown and sys.exit(1): report it as the
+            # interruption it is, as every command does
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
+    return writer.summary
 
 
 def embed_scene(
@@ -119,6 +163,7 @@ def embed_scene(
     pool: str = DEFAULT_POOL,
     batch_size: int = 256,
     max_fill_fraction: float = 1.0,
+    max_cloud_fraction: float = DEFAULT_MAX_CLOUD_FRACTION,
     time: float | None = None,
     device: str | torch.device | None = None,
     quicklook: bool = True,
@@ -126,108 +171,68 @@ def embed_scene(
     overwrite: bool = False,
     weights: Any = None,
 ) -> Path:
-    """Embed every window of a scene and write the embedding map as a Cloud-Optimized GeoTIFF.
+    """Embed every window of one scene and write the embedding map as a Cloud-Optimized GeoTIFF.
 
-    Windows of the encoder's input size (40x40 px) are taken every ``stride`` px from the scene's
-    upper-left corner (:class:`~torchgeo_moemae.scene.WindowGrid`); each is z-scored with the
-    BigEarthNet-L statistics (raw Collection 2 DN, as in pre-training) and embedded with its
-    metadata (latitude/longitude of the window centre, reprojected from the scene CRS, and the
-    acquisition time) as every command embeds
-    (:class:`~torchgeo_moemae.probe.Featurizer`: the tokens before the final LayerNorm, the
-    paper's protocol). The output has one float32 band per embedding dimension, the scene CRS, a
-    ``stride * resolution`` pixel centred on each window, and NaN nodata where a window is fill.
-    Windows are streamed in batches (memory does not grow with the scene); the file is written
-    atomically.
+    :func:`embed_scenes` for one scene into one file: windows of the encoder's input size
+    (40x40 px) every ``stride`` px on a grid fixed in the scene's CRS
+    (:class:`~torchgeo_moemae.scene.WindowGrid`); each is z-scored with the BigEarthNet-L
+    statistics (raw Collection 2 DN, as in pre-training) and embedded with its metadata (latitude
+    and longitude of the window centre, reprojected from the scene CRS, and the acquisition time)
+    as every command embeds (:class:`~torchgeo_moemae.probe.Featurizer`: the tokens before the
+    final LayerNorm, the paper's protocol). The output has one float32 band per embedding
+    dimension, the scene CRS, a ``stride * resolution`` pixel centred on each window, and NaN
+    nodata where a window is fill or cloud. The STAC Item goes next to it (``.json``).
 
     Args:
         source: a Landsat 8/9 Collection 2 Level-2 product folder or ``.tar`` (``SR_B1..SR_B7`` +
-            MTL), or a TorchGeo ``RasterDataset`` yielding the seven bands in DN.
+            MTL, and ``QA_PIXEL`` for the cloud mask), a STAC Item, or a TorchGeo
+            ``RasterDataset`` yielding the seven bands in DN.
         out_path: the output ``.tif``; the quicklook goes next to it as ``.png``.
-        encoder: a MoE-MAE encoder (``forward_features(x, lat=, lon=, time=) -> (B, 105, C)``).
+        encoder: a MoE-MAE encoder.
         stride: window step in pixels (40: adjacent windows, smaller: overlapping).
-        pool: ``"cls"`` (the CLS token) or ``"avg"`` (the mean of all tokens), as
-            :class:`~torchgeo_moemae.probe.Featurizer` pools (``"all"`` would make
-            ``(5 + L) * C`` bands).
+        pool: ``"cls"`` (the CLS token) or ``"avg"`` (the mean of all tokens).
         batch_size: windows per forward pass.
         max_fill_fraction: windows whose fill fraction exceeds it are nodata (entirely-fill
             windows always are).
+        max_cloud_fraction: windows whose ``QA_PIXEL`` cloud fraction exceeds it are nodata.
         time: acquisition time override, POSIX seconds UTC (default: the MTL's, or the
             dataset's time index; NaN: missing).
         device: where the encoder runs (default: where its parameters are).
         quicklook: also write the PCA-RGB quicklook ``out_path.with_suffix(".png")``.
         progress: show a progress bar.
+        overwrite: replace an existing map made otherwise; a finished map of the same settings
+            is kept as it is (resume), any other existing output raises ``FileExistsError``
+            before any window is read.
         weights: where the encoder's weights came from (the
-            :class:`~torchgeo_moemae.models.Provenance` :func:`load_scene_encoder` returns),
-            recorded in the tags with the model and package version; None: "not recorded".
-        overwrite: replace an existing ``out_path`` (and quicklook); without it they are kept and
-            a ``FileExistsError`` is raised before any window is read.
+            :class:`~torchgeo_moemae.models.Provenance`
+            :func:`~torchgeo_moemae.models.factory.load_model` returns),
+            recorded in the tags and the Item; None: "not recorded".
 
     Returns:
         ``out_path``.
+
+    Raises:
+        SceneError: the scene could not be read.
     """
-    if pool not in MAP_POOLS:
-        raise ValueError(
-            f"pool must be one of {MAP_POOLS} for a scene map (one band per embedding dimension), "
-            f"got {pool!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if not 0.0 <= max_fill_fraction <= 1.0:
-        raise ValueError(f"max_fill_fraction must be in [0, 1], got {max_fill_fraction}")
-    out_path = check_output(out_path, overwrite=overwrite)
-    if quicklook:
-        check_output(out_path.with_suffix(".png"), overwrite=overwrite)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device) if device is not None else next(encoder.parameters()).device
-    size = encoder.img_size[0]
-    dim = encoder.num_features
-    reader = open_scene(source, time=time)
-    try:
-        grid = WindowGrid(
-            reader.height, reader.width, reader.transform, reader.crs, size=size, stride=stride
-        )
-        tags = dict(
-            source=reader.name,
-            pool=pool,
-            features="tokens before the final LayerNorm",
-            stride=stride,
-            window_size=size,
-            time=repr(reader.time),
-            normalisation="BigEarthNet-L z-score of Collection 2 DN",
-        )
-        record = provenance_record(
-            weights if weights is not None else {"description": "not recorded"},
-            (getattr(encoder, "pretrained_cfg", None) or {}).get("architecture"),
-        )
-        tags.update(
-            weights=record["weights"]["description"],
-            weights_sha256=record["weights"].get("sha256") or "",
-            model=record["model"],
-            package_version=f"{record['package']} {record['package_version']}",
-        )
-        encoder = encoder.to(device)
-        featurizer = Featurizer(encoder)
-        bar = tqdm(total=grid.rows * grid.cols, unit="win", disable=not progress, desc="embed")
-        with (
-            # GDAL's block cache defaults to 5% of RAM; each tile row is read once, so a small
-            # cache suffices and memory stays flat however large the scene.
-            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
-            EmbeddingWriter(
-                out_path, grid.rows, grid.cols, dim, grid.crs, grid.out_transform, tags
-            ) as writer,
-            eval_mode(encoder),
-            torch.inference_mode(),
-        ):
-            for block in scene_windows(reader, grid, batch_size, max_fill_fraction):
-                out = _embed_block(
-                    featurizer, block, grid.cols, reader.time, pool, batch_size, device
-                )
-                for i, row in enumerate(block.rows):
-                    writer.write_row(row, out[i].T)
-                bar.update(len(block.rows) * grid.cols)
-        bar.close()
-    finally:
-        reader.close()
-    if quicklook:
-        save_quicklook(out_path, out_path.with_suffix(".png"))
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"out_path must be a .tif file, got {out_path}")
+    summary = embed_scenes(
+        [source],
+        out_path,
+        encoder,
+        weights=weights,
+        stride=stride,
+        pool=pool,
+        batch_size=batch_size,
+        max_fill_fraction=max_fill_fraction,
+        max_cloud_fraction=max_cloud_fraction,
+        time=time,
+        device=device if device is not None else next(encoder.parameters()).device,
+        quicklook=quicklook,
+        progress=progress,
+        overwrite=overwrite,
+    )
+    if summary.failed:
+        raise SceneError(summary.failed[0].error)
     return out_path

@@ -1,5 +1,6 @@
-"""Row-strip readers of 7-band Landsat scenes: a Collection 2 Level-2 product (folder or ``.tar``)
-or any TorchGeo :class:`~torchgeo.datasets.RasterDataset` with the seven bands.
+"""Row-strip readers of 7-band Landsat scenes: a Collection 2 Level-2 product (folder or ``.tar``),
+the band assets of a STAC Item, or any TorchGeo :class:`~torchgeo.datasets.RasterDataset` with the
+seven bands.
 
 A reader returns whole-width strips of rows for all bands at once: one read per band per strip is
 much cheaper than one read per 40x40 window (see ``benchmarks/bench_scene.py``).
@@ -11,6 +12,7 @@ import math
 import posixpath
 import tarfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,14 +21,31 @@ import pandas as pd
 import rasterio
 from pyproj import CRS
 from rasterio import Affine
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from ..bands import BANDS
 from ..errors import root_cause
+from .inputs import SceneSource
 from .mtl import LandsatMTL, read_mtl
+from .qa import FILL_BIT, cloud_pixels
 
-__all__ = ["LandsatProduct", "RasterDatasetScene", "SceneReader", "open_scene"]
+__all__ = [
+    "SCENE_ERRORS",
+    "LandsatProduct",
+    "RasterDatasetScene",
+    "SceneReader",
+    "StacScene",
+    "open_scene",
+]
+
+#: what a damaged or unreadable scene raises (reported for that scene; see ``--on-error``)
+SCENE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    OSError,
+    tarfile.TarError,
+    RasterioError,
+)
 
 
 @runtime_checkable
@@ -48,8 +67,14 @@ class SceneReader(Protocol):
     width: int
     time: float
 
-    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)`` and fill mask ``(nrows, width)``."""
+    @property
+    def has_qa(self) -> bool:
+        """The scene has a ``QA_PIXEL`` band (cloud masks)."""
+        ...
+
+    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)``, fill mask ``(nrows, width)`` and
+        cloud mask ``(nrows, width)`` (None without ``QA_PIXEL``)."""
         ...
 
     def close(self) -> None:
@@ -67,14 +92,103 @@ def _open_tiff(path: str, what: str) -> Any:
         raise ValueError(f"{what}: unreadable TIFF {path}: {err}") from None
 
 
-class LandsatProduct:
-    """A Landsat 8/9 Collection 2 Level-2 product: ``SR_B1..SR_B7`` GeoTIFFs and the MTL file in a
-    folder or a ``.tar``.
+class _BandStack:
+    """The seven band TIFFs (and ``QA_PIXEL`` if given) of one scene, read in strips of rows.
+
+    Fill pixels are those where any band is 0 (Collection 2 fill DN), or where bit 0 (fill) of
+    ``QA_PIXEL`` is set; cloud pixels those with a :data:`~torchgeo_moemae.scene.qa.CLOUD_BITS` bit.
+    """
+
+    name: str
+    time: float
+    crs: CRS
+    transform: Affine
+    height: int
+    width: int
+
+    def _open(self, bands: Sequence[str], qa: str | None) -> None:
+        self._bands: list[Any] = []
+        self._qa: Any = None
+        try:
+            for band, path in zip(BANDS, bands, strict=True):
+                self._bands.append(_open_tiff(path, f"band {band}"))
+            self._qa = _open_tiff(qa, "QA_PIXEL") if qa else None
+            self._check_grid()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def has_qa(self) -> bool:
+        """Whether the scene has a ``QA_PIXEL`` band."""
+        return self._qa is not None
+
+    def _check_grid(self) -> None:
+        first = self._bands[0]
+        datasets = [*self._bands, *([self._qa] if self._qa is not None else [])]
+        names = [*BANDS, "QA_PIXEL"]
+        for name, ds in zip(names, datasets, strict=False):
+            if ds.count != 1:
+                raise ValueError(
+                    f"{ds.name}: expected a single-band {name} TIFF, got {ds.count} bands"
+                )
+            if ds.shape != first.shape:
+                raise ValueError(
+                    f"{ds.name}: {name} is {ds.shape[0]}x{ds.shape[1]} px but {BANDS[0]} is "
+                    f"{first.shape[0]}x{first.shape[1]}: all bands must share one grid"
+                )
+            if ds.crs != first.crs or (ds.crs is not None and ds.transform != first.transform):
+                raise ValueError(
+                    f"{ds.name}: {name} has CRS {ds.crs} / transform {tuple(ds.transform)[:6]} but "
+                    f"{BANDS[0]} has {first.crs} / {tuple(first.transform)[:6]}: all bands must share one grid"
+                )
+        self.height, self.width = first.shape
+        if first.crs is not None:
+            self.crs = CRS.from_user_input(first.crs)
+            self.transform = first.transform
+            return
+        self._georeference(first)
+
+    def _georeference(self, first: Any) -> None:
+        raise ValueError(f"{first.name} has no georeferencing (no CRS)")
+
+    def _read(self, ds: Any, what: str, window: Window, out: np.ndarray | None = None) -> Any:
+        try:
+            return ds.read(1, window=window, out=out)
+        except RasterioIOError as err:
+            raise ValueError(
+                f"{ds.name}: {what} unreadable at rows {window.row_off}..{window.row_off + window.height} "
+                f"({root_cause(err)}); the file is truncated or corrupt: download it again"
+            ) from err
+
+    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)`` uint16, fill ``(nrows, width)``
+        and cloud ``(nrows, width)`` (None without ``QA_PIXEL``)."""
+        window = Window(0, row, self.width, nrows)
+        data = np.empty((len(self._bands), nrows, self.width), dtype=np.uint16)
+        for i, ds in enumerate(self._bands):
+            self._read(ds, f"band {BANDS[i]}", window, out=data[i])
+        fill = (data == 0).any(axis=0)
+        cloud = None
+        if self._qa is not None:
+            qa = self._read(self._qa, "QA_PIXEL", window)
+            fill |= ((qa >> FILL_BIT) & 1).astype(bool)
+            cloud = cloud_pixels(qa)
+        return data, fill, cloud
+
+    def close(self) -> None:
+        """Close the band files."""
+        for ds in [*getattr(self, "_bands", []), getattr(self, "_qa", None)]:
+            if ds is not None:
+                ds.close()
+
+
+class LandsatProduct(_BandStack):
+    """A Landsat 8/9 Collection 2 Level-2 product: ``SR_B1..SR_B7`` GeoTIFFs, the MTL file and,
+    when present, ``QA_PIXEL``, in a folder or a ``.tar``.
 
     TIFFs without georeferencing (e.g. crops) get it from the MTL: EPSG 326<UTM_ZONE>, cell size
     ``GRID_CELL_SIZE_REFLECTIVE`` and the upper-left pixel CENTRE ``CORNER_UL_PROJECTION_X/Y_PRODUCT``.
-    Fill pixels are those where any band is 0 (Collection 2 fill DN), or where bit 0 (fill) of the
-    ``QA_PIXEL`` band is set when that file is present.
 
     Args:
         source: the product folder or ``.tar`` archive.
@@ -93,26 +207,26 @@ class LandsatProduct:
             raise ValueError(
                 f"{self.source}: expected exactly one *_MTL.txt file, found {len(mtl_names) or 'none'}"
                 + (f" ({', '.join(sorted(mtl_names))})" if mtl_names else "")
+                + (
+                    " (a folder of products? pass them with a glob, 'DIR/*')"
+                    if not mtl_names
+                    else ""
+                )
             )
         mtl_path = members[mtl_names[0]]
         self.mtl: LandsatMTL = read_mtl(mtl_path, mtl_text(mtl_names[0]))
         self.time = self.mtl.time
-        self._bands = []
-        try:
-            for band in BANDS:
-                name = self.mtl.band_files[band]
-                if name not in members:
-                    raise ValueError(
-                        f"{self.source}: band file {band} is missing: expected {name} "
-                        f"(named by the MTL {self.mtl.path})"
-                    )
-                self._bands.append(_open_tiff(members[name], f"band {band}"))
-            qa = self.mtl.qa_pixel_file
-            self._qa = _open_tiff(members[qa], "QA_PIXEL") if qa and qa in members else None
-            self._check_grid()
-        except BaseException:
-            self.close()
-            raise
+        bands = []
+        for band in BANDS:
+            name = self.mtl.band_files[band]
+            if name not in members:
+                raise ValueError(
+                    f"{self.source}: band file {band} is missing: expected {name} "
+                    f"(named by the MTL {self.mtl.path})"
+                )
+            bands.append(members[name])
+        qa = self.mtl.qa_pixel_file
+        self._open(bands, members[qa] if qa and qa in members else None)
 
     @staticmethod
     def _list(source: Path) -> tuple[dict[str, str], Any]:
@@ -140,30 +254,7 @@ class LandsatProduct:
             f"{source}: expected a Landsat Collection 2 Level-2 product folder or .tar archive"
         )
 
-    def _check_grid(self) -> None:
-        first = self._bands[0]
-        datasets = [*self._bands, *([self._qa] if self._qa is not None else [])]
-        names = [*BANDS, "QA_PIXEL"]
-        for name, ds in zip(names, datasets, strict=False):
-            if ds.count != 1:
-                raise ValueError(
-                    f"{ds.name}: expected a single-band {name} TIFF, got {ds.count} bands"
-                )
-            if ds.shape != first.shape:
-                raise ValueError(
-                    f"{ds.name}: {name} is {ds.shape[0]}x{ds.shape[1]} px but {BANDS[0]} is "
-                    f"{first.shape[0]}x{first.shape[1]}: all bands must share one grid"
-                )
-            if ds.crs != first.crs or (ds.crs is not None and ds.transform != first.transform):
-                raise ValueError(
-                    f"{ds.name}: {name} has CRS {ds.crs} / transform {tuple(ds.transform)[:6]} but "
-                    f"{BANDS[0]} has {first.crs} / {tuple(first.transform)[:6]}: all bands must share one grid"
-                )
-        self.height, self.width = first.shape
-        if first.crs is not None:
-            self.crs = CRS.from_user_input(first.crs)
-            self.transform = first.transform
-            return
+    def _georeference(self, first: Any) -> None:
         # No georeferencing in the TIFFs: rebuild it from the MTL, which must describe this raster.
         if (self.mtl.height, self.mtl.width) != (self.height, self.width):
             raise ValueError(
@@ -174,28 +265,16 @@ class LandsatProduct:
         self.crs = self.mtl.crs
         self.transform = self.mtl.transform
 
-    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)`` uint16 and fill ``(nrows, width)``."""
-        window = Window(0, row, self.width, nrows)
-        data = np.empty((len(self._bands), nrows, self.width), dtype=np.uint16)
-        for i, ds in enumerate(self._bands):
-            try:
-                ds.read(1, window=window, out=data[i])
-            except RasterioIOError as err:
-                raise ValueError(
-                    f"{ds.name}: band {BANDS[i]} unreadable at rows {row}..{row + nrows} "
-                    f"({root_cause(err)}); the file is truncated or corrupt: download it again"
-                ) from err
-        fill = (data == 0).any(axis=0)
-        if self._qa is not None:
-            fill |= (self._qa.read(1, window=window) & 1).astype(bool)
-        return data, fill
 
-    def close(self) -> None:
-        """Close the band files."""
-        for ds in [*self._bands, getattr(self, "_qa", None)]:
-            if ds is not None:
-                ds.close()
+class StacScene(_BandStack):
+    """The band assets of a STAC Item (:class:`~torchgeo_moemae.scene.SceneSource` of kind
+    ``"stac"``): seven georeferenced GeoTIFFs / COGs (local paths or URLs GDAL reads, e.g. signed
+    HTTPS), ``QA_PIXEL`` when the item has it, the acquisition time from the item's ``datetime``."""
+
+    def __init__(self, source: SceneSource) -> None:
+        self.name = source.href
+        self.time = math.nan if source.time is None else source.time
+        self._open(source.bands, source.qa)
 
 
 class RasterDatasetScene:
@@ -223,9 +302,11 @@ class RasterDatasetScene:
             finite = start > pd.Timestamp.min and stop < pd.Timestamp.max
             time = (start.timestamp() + stop.timestamp()) / 2 if finite else math.nan
         self.time = float(time)
+        self.has_qa = False
 
-    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)`` float32 and fill ``(nrows, width)``."""
+    def read_rows(self, row: int, nrows: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """Rows ``row .. row + nrows``: DN ``(7, nrows, width)`` float32, fill ``(nrows, width)``
+        and no cloud mask."""
         x0, yres, top = self.transform.c, -self.transform.e, self.transform.f
         query = (
             slice(x0, x0 + self.width * self.transform.a),
@@ -238,24 +319,32 @@ class RasterDatasetScene:
                 f"{self.name}: expected a ({len(BANDS)}, {nrows}, {self.width}) image for rows "
                 f"{row}..{row + nrows}, got {image.shape} (the dataset must yield the 7 bands {BANDS})"
             )
-        return image, (image == 0).any(axis=0)
+        return image, (image == 0).any(axis=0), None
 
     def close(self) -> None:
         """Nothing to release (the dataset manages its files)."""
 
 
-def open_scene(source: str | Path | Any, time: float | None = None) -> SceneReader:
-    """A reader for a product folder, a ``.tar`` archive or a TorchGeo ``RasterDataset``."""
+def open_scene(source: str | Path | SceneSource | Any, time: float | None = None) -> SceneReader:
+    """A reader for a product folder or ``.tar``, a :class:`~torchgeo_moemae.scene.SceneSource`
+    or a TorchGeo ``RasterDataset``; ``time`` overrides the acquisition time."""
     from torchgeo.datasets import RasterDataset
 
-    if isinstance(source, RasterDataset):
+    if isinstance(source, SceneSource):
+        time = source.time if time is None else time
+        if source.kind == "stac":
+            reader: SceneReader = StacScene(source)
+        else:
+            reader = open_scene(source.dataset if source.kind == "dataset" else source.href)
+    elif isinstance(source, RasterDataset):
         return RasterDatasetScene(source, time=time)
-    if not isinstance(source, str | Path):
+    elif isinstance(source, str | Path):
+        reader = LandsatProduct(source)
+    else:
         raise TypeError(
-            "source must be a Landsat product folder or .tar path, or a torchgeo RasterDataset, "
-            f"got {type(source).__name__}"
+            "source must be a Landsat product folder or .tar path, a SceneSource or a torchgeo "
+            f"RasterDataset, got {type(source).__name__}"
         )
-    product = LandsatProduct(source)
     if time is not None:
-        product.time = float(time)
-    return product
+        reader.time = float(time)
+    return reader

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,12 @@ from ..bands import BANDS, BIGEARTHNET_LS_MEAN
 
 __all__ = ["make_synthetic_landsat_product"]
 
-#: Product id of the synthetic scene (path/row 204/023, as the real Liverpool crop).
-PRODUCT_ID = "LC08_L2SP_204023_20200927_20201006_02_T1"
+
+def _noise(gx: np.ndarray, gy: np.ndarray, band: int, seed: int) -> np.ndarray:
+    """Integer noise in [-500, 500) that depends only on the map position and band (a hash)."""
+    h = (gx * 73856093) ^ (gy * 19349663) ^ ((band + 1) * 83492791) ^ (seed * 2654435761)
+    h = (h ^ (h >> 13)) * 1274126177
+    return (h & 0xFFFFFFFF) % 1000 - 500
 
 
 def _mtl(
@@ -63,34 +68,42 @@ def make_synthetic_landsat_product(
     georeferenced: bool = True,
     fill: tuple[slice, slice] | None = None,
     qa_pixel: bool = False,
+    qa_flags: Sequence[tuple[slice, slice, int]] = (),
     utm_zone: int = 30,
     ul_centre: tuple[float, float] = (487020.0, 5929980.0),
     time: dt.datetime = dt.datetime(2020, 9, 27, 11, 10, 50, 314003, tzinfo=dt.UTC),
     seed: int = 0,
+    path_row: str = "204023",
 ) -> Path:
     """Write ``root/<product id>/`` with ``SR_B1..SR_B7`` uint16 TIFFs and the ``MTL.txt``.
 
     The bands are tiled, deflate-compressed GeoTIFFs like USGS's, written in strips (memory stays
-    small for full-size scenes): smooth per-band fields around the BigEarthNet-L means, plus noise.
+    small for full-size scenes): smooth per-band fields around the BigEarthNet-L means, plus noise,
+    both functions of the map position, so overlapping synthetic scenes agree where they overlap.
+    The product id is ``LC08_L2SP_<path_row>_<acquisition date>_<date + 9 days>_02_T1``.
 
     Args:
         root: parent folder.
         height, width: scene size in pixels (a full Landsat scene is about 7,800 x 7,600).
         georeferenced: write the CRS/transform into the TIFFs (False: the MTL is the only source).
         fill: rows/cols set to DN 0 in every band (``(slice(0, 40), slice(0, 80))``).
-        qa_pixel: also write ``QA_PIXEL`` (bit 0 set on ``fill``).
+        qa_pixel: also write ``QA_PIXEL`` (bit 0 set on ``fill``, clear land elsewhere).
+        qa_flags: ``(rows, cols, bit)``: also set ``QA_PIXEL`` bit ``bit`` there (e.g. 3: cloud,
+            4: cloud shadow, 5: snow; see :mod:`~torchgeo_moemae.scene.qa`); implies ``qa_pixel``.
         utm_zone: UTM zone (north) of the grid.
         ul_centre: map coordinates of the upper-left pixel's CENTRE (as the MTL states them).
         time: acquisition time (UTC).
         seed: seed of the noise.
+        path_row: WRS-2 path and row in the product id.
 
     Returns:
         The product folder.
     """
-    folder = Path(root) / PRODUCT_ID
+    product = f"LC08_L2SP_{path_row}_{time:%Y%m%d}_{time + dt.timedelta(days=9):%Y%m%d}_02_T1"
+    folder = Path(root) / product
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{PRODUCT_ID}_MTL.txt").write_text(
-        _mtl(PRODUCT_ID, utm_zone, ul_centre, height, width, time)
+    (folder / f"{product}_MTL.txt").write_text(
+        _mtl(product, utm_zone, ul_centre, height, width, time)
     )
     profile = dict(
         driver="GTiff", dtype="uint16", count=1, height=height, width=width, tiled=True,
@@ -101,7 +114,7 @@ def make_synthetic_landsat_product(
             crs=CRS.from_epsg(32600 + utm_zone),
             transform=Affine(30, 0, ul_centre[0] - 15, 0, -30, ul_centre[1] + 15),
         )
-    rng = np.random.default_rng(seed)
+    qa_pixel = qa_pixel or bool(qa_flags)
     strip = 512
     names = [*BANDS, *(["QA_PIXEL"] if qa_pixel else [])]
     with warnings.catch_warnings():
@@ -109,25 +122,33 @@ def make_synthetic_landsat_product(
             "ignore", NotGeoreferencedWarning
         )  # on purpose when not georeferenced
         outputs = [
-            rasterio.open(folder / f"{PRODUCT_ID}_{name}.TIF", "w", **profile) for name in names
+            rasterio.open(folder / f"{product}_{name}.TIF", "w", **profile) for name in names
         ]
+    # global pixel indices: the map position in pixels (x right, y down)
+    gx0, gy0 = round(ul_centre[0] / 30), round(-ul_centre[1] / 30)
     try:
         cols = np.arange(width)
         for top in range(0, height, strip):
             rows = np.arange(top, min(top + strip, height))[:, None]
-            field = np.sin(rows / 97.0) * np.cos(cols / 131.0)  # smooth "land cover"
+            gx, gy = gx0 + cols[None, :], gy0 + rows
+            field = np.sin(gy / 97.0) * np.cos(gx / 131.0)  # smooth "land cover"
             mask = np.zeros(field.shape, dtype=bool)
             if fill is not None:
                 mask[:, fill[1]] = True
                 mask &= (rows >= (fill[0].start or 0)) & (rows < (fill[0].stop or height))
             for b, dst in enumerate(outputs[: len(BANDS)]):
-                noise = rng.integers(-500, 500, field.shape)
+                noise = _noise(gx, gy, b, seed)
                 band = BIGEARTHNET_LS_MEAN[b] + 4000 * field * (1 if b % 2 else -1) + noise
                 band = np.clip(band, 1, 65535).astype(np.uint16)
                 band[mask] = 0
                 dst.write(band, 1, window=Window(0, top, width, len(rows)))
             if qa_pixel:
                 qa = np.where(mask, 1, 21824).astype(np.uint16)  # 21824: clear land, no fill bit
+                for flag_rows, flag_cols, bit in qa_flags:
+                    here = np.zeros(qa.shape, dtype=bool)
+                    here[:, flag_cols] = True
+                    inside = (rows >= (flag_rows.start or 0)) & (rows < (flag_rows.stop or height))
+                    qa[here & inside] |= 1 << bit
                 outputs[-1].write(qa, 1, window=Window(0, top, width, len(rows)))
     finally:
         for dst in outputs:

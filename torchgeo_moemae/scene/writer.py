@@ -1,8 +1,10 @@
 """Writing the embedding raster: rows streamed into a temporary GeoTIFF, then copied to a
-deflate-compressed Cloud-Optimized GeoTIFF and moved into place atomically."""
+deflate-compressed Cloud-Optimized GeoTIFF under a partial name, moved into place by the caller
+(or atomically by the context manager)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from pyproj import CRS
 from rasterio import Affine
 from rasterio.windows import Window
 
-from ..outputs import atomic_path, partial_path
+from ..outputs import partial_path
 
 __all__ = ["EmbeddingWriter"]
 
@@ -22,12 +24,14 @@ NODATA = float("nan")
 
 
 class EmbeddingWriter:
-    """Stream ``(dim, cols)`` rows of an embedding map to ``path`` (context manager).
+    """Stream ``(dim, cols)`` rows of an embedding map to ``path``.
 
-    Rows go to an uncompressed temporary GeoTIFF next to ``path``; on a clean exit it is copied
-    with GDAL's COG driver (deflate, floating-point predictor, 256 px tiles, nearest-neighbour
-    overviews so every overview pixel is a real window's embedding) to another temporary name,
-    which then replaces ``path``. On error nothing is left behind.
+    Rows go to an uncompressed temporary GeoTIFF next to ``path`` (:meth:`open`,
+    :meth:`write_row`); :meth:`finish` copies it with GDAL's COG driver (deflate, floating-point
+    predictor, 256 px tiles, nearest-neighbour overviews so every overview pixel is a real window's
+    embedding) to a partial name next to ``path`` and returns it, for the caller to move into place
+    with the files that describe it; :meth:`abort` removes everything. As a context manager, a
+    clean exit moves the COG into place and an error leaves nothing behind.
 
     Args:
         path: the output ``.tif``.
@@ -60,7 +64,8 @@ class EmbeddingWriter:
         )
         self.tags = {k: str(v) for k, v in (tags or {}).items()}
 
-    def __enter__(self) -> EmbeddingWriter:
+    def open(self) -> EmbeddingWriter:
+        """Create the temporary GeoTIFF; returns self."""
         parent = self.path.parent
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(
@@ -82,20 +87,48 @@ class EmbeddingWriter:
         """Write grid row ``row``: ``(dim, cols)`` float32 (NaN = nodata)."""
         self._dst.write(values[:, None, :], window=Window(0, row, values.shape[1], 1))
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def finish(self, tags: dict[str, Any] | None = None) -> Path:
+        """Add ``tags``, close, and write the COG under a partial name next to :attr:`path`.
+
+        Returns:
+            the partial COG (the caller moves it to :attr:`path` or removes it).
+        """
+        cog = partial_path(self.path)
         try:
+            if tags:
+                self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
             self._dst.close()
-            if exc_type is None:
-                with atomic_path(self.path) as final:
-                    rasterio.shutil.copy(
-                        self._tmp,
-                        final,
-                        driver="COG",
-                        COMPRESS="DEFLATE",
-                        PREDICTOR="YES",
-                        BLOCKSIZE=256,
-                        RESAMPLING="NEAREST",
-                        OVERVIEWS="AUTO",
-                    )
+            rasterio.shutil.copy(
+                self._tmp,
+                cog,
+                driver="COG",
+                COMPRESS="DEFLATE",
+                PREDICTOR="YES",
+                BLOCKSIZE=256,
+                RESAMPLING="NEAREST",
+                OVERVIEWS="AUTO",
+            )
+        except BaseException:
+            cog.unlink(missing_ok=True)
+            raise
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self.abort()
+        return cog
+
+    def abort(self) -> None:
+        """Close and remove the temporary GeoTIFF."""
+        self._dst.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddingWriter:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+            return
+        cog = self.finish()
+        try:
+            os.replace(cog, self.path)
+        finally:
+            cog.unlink(missing_ok=True)
