@@ -26,12 +26,16 @@ __all__ = [
     "POOLS",
     "POOL_LABELS",
     "PRECISIONS",
+    "TIME_SOURCES",
     "WEIGHTS_SUFFIXES",
     "DatasetInfo",
+    "HourEncoding",
     "Pool",
+    "TimeSource",
     "WeightsKind",
     "dataset_info",
     "embedding_folder",
+    "sample_time",
     "weights_kind",
 ]
 
@@ -94,6 +98,8 @@ class DatasetInfo(NamedTuple):
     #: per-band normalisation statistics of its images, in DN
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    #: whether its samples carry where and when (else ``lat``/``lon``/``time`` are NaN)
+    metadata: bool
 
     @property
     def class_name(self) -> str:
@@ -123,6 +129,7 @@ DATASETS: Final[dict[str, DatasetInfo]] = {
         ("precision_micro", "recall_micro", "f1_micro", "f1_macro", "map_micro", "map_macro"),
         BIGEARTHNET_LS_MEAN,
         BIGEARTHNET_LS_STD,
+        True,
     ),
     "eurosat_ls": DatasetInfo(
         "torchgeo_moemae.datasets.EuroSATLS",
@@ -131,6 +138,7 @@ DATASETS: Final[dict[str, DatasetInfo]] = {
         ("overall_accuracy", "precision_macro", "recall_macro", "f1_macro"),
         EUROSAT_LS_MEAN,
         EUROSAT_LS_STD,
+        False,
     ),
 }
 
@@ -145,6 +153,44 @@ def dataset_info(name: str) -> DatasetInfo:
         if name in (key, info.class_name):
             return info
     raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+
+
+# --------------------------------------------------------------------------- sample time
+#: How the encoder's hour token reads ``time``: ``"utc"``, the UTC hour as given; ``"authors"``,
+#: the first digit of the zero-padded two-digit UTC hour, as the authors' loader read it (the rule
+#: their published weights were trained with; see ``docs/user_guide/fidelity.rst``).
+HourEncoding = Literal["utc", "authors"]
+#: Where a Landsat-Bench sample's ``time`` comes from: ``"json"``, the acquisition time of its
+#: label JSON; ``"authors_filename"``, what the authors' loader parsed from the patch id (the date
+#: and the first digit of the hour as written, so ``T93351`` keeps 9 h).
+TimeSource = Literal["json", "authors_filename"]
+TIME_SOURCES: Final[tuple[TimeSource, ...]] = ("json", "authors_filename")
+
+
+def sample_time(
+    weights_hour_encoding: str, time_source: str | None = None
+) -> tuple[TimeSource, HourEncoding]:
+    """The time source of Landsat-Bench samples and the encoder's hour rule that give weights the
+    hours they were trained with.
+
+    The authors' weights (``"authors"``) saw what their loader parsed from each patch id, taken
+    as given: ``("authors_filename", "utc")`` reproduces their pipeline exactly, also for the ids
+    written without the hour's leading zero. Weights trained here (``"utc"``) saw the true time:
+    ``("json", "utc")``. A ``time_source`` given overrides the first; the hour rule follows so
+    that the authors' rule is applied once (by the data, or else by the encoder).
+
+    Raises:
+        ValueError: for an unknown time source or hour rule.
+    """
+    if weights_hour_encoding not in ("utc", "authors"):
+        raise ValueError(f"hour_encoding must be 'utc' or 'authors', got {weights_hour_encoding!r}")
+    if time_source is None:
+        time_source = "authors_filename" if weights_hour_encoding == "authors" else "json"
+    if time_source not in TIME_SOURCES:
+        raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {time_source!r}")
+    if time_source == "authors_filename":
+        return "authors_filename", "utc"
+    return "json", "authors" if weights_hour_encoding == "authors" else "utc"
 
 
 # --------------------------------------------------------------------------- weights

@@ -17,6 +17,7 @@ from .common import (
     check_weights,
     make_datamodule,
     model_from_args,
+    sample_time_for,
 )
 
 if TYPE_CHECKING:
@@ -130,10 +131,12 @@ def check(args: argparse.Namespace) -> None:
         check_output(path, overwrite=args.overwrite, what="--out")
 
 
-def _batch(args: argparse.Namespace) -> dict[str, Any]:
+def _batch(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """A batch of ``--num-samples`` images, their time read as ``model``'s weights need."""
     from ..probe.embed import split_loader
 
-    dm = make_datamodule(args, batch_size=args.num_samples)
+    time = sample_time_for(args, model)
+    dm = make_datamodule(args, batch_size=args.num_samples, time_source=time.get("time_source"))
     loader, aug = split_loader(dm, args.split, batch_size=args.num_samples, num_workers=0)
     batch = next(iter(loader))
     return aug(batch) if aug is not None else batch
@@ -191,12 +194,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from ..utils import batch_metadata
 
-    batch = _batch(args)
+    model, _ = model_from_args(args, mae=args.analysis == "reconstruction")
+    batch = _batch(args, model)
     meta = batch_metadata(batch)
     if args.analysis == "reconstruction":
         from ..analysis.reconstruction import plot_reconstruction
 
-        mae, _ = model_from_args(args, mae=True)
+        mae = model
         fig = plot_reconstruction(
             mae,
             batch["image"],
@@ -215,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         from ..models import MoEMAEEncoder
 
-        encoder, _ = model_from_args(args)
+        encoder = model
         if not isinstance(encoder, MoEMAEEncoder):
             raise ValueError(f"expert maps need a MoE-MAE encoder, got model {args.model!r}")
         layers = [int(v) for v in args.layers.split(",")]

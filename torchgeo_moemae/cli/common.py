@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import PretrainedWeightsError
-from ..vocabulary import DATASETS, weights_kind
+from ..vocabulary import DATASETS, TIME_SOURCES, sample_time, weights_kind
 
 __all__ = [
     "MAX_DEFAULT_THREADS",
@@ -48,6 +48,7 @@ __all__ = [
     "add_dataset_arguments",
     "add_loader_arguments",
     "add_overwrite_argument",
+    "add_sample_arguments",
     "add_weights_arguments",
     "check_dataset_root",
     "check_input",
@@ -60,6 +61,7 @@ __all__ = [
     "one_line",
     "progress",
     "run_command",
+    "sample_time_for",
     "split_names",
 ]
 
@@ -277,18 +279,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, nested: bool = False) 
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dataset``, ``--root``, ``--download``, ``--on-error``, ``--max-fill-fraction``."""
+    """``--dataset``, ``--root``, ``--download``, ``--on-error``, ``--max-fill-fraction``,
+    ``--time-source``."""
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="bigearthnet_ls")
     parser.add_argument(
         "--root", type=Path, default=Path("data"), help="dataset root (default: %(default)s)"
     )
     parser.add_argument("--download", action="store_true", help="download the dataset if missing")
-    parser.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        default="raise",
-        help="unreadable or missing samples: stop (raise, default) or leave them out (skip)",
-    )
     parser.add_argument(
         "--max-fill-fraction",
         type=float,
@@ -296,10 +293,54 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="leave out samples whose fraction of fill pixels (DN 0) exceeds F (default: keep all)",
     )
+    add_sample_arguments(parser)
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--on-error`` and ``--time-source``: how samples are read, for every dataset."""
+    parser.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="unreadable or missing samples: stop (raise, default) or leave them out (skip)",
+    )
+    parser.add_argument(
+        "--time-source",
+        choices=("auto", *TIME_SOURCES),
+        default="auto",
+        help="BigEarthNet-L samples' time: json (the label JSON's acquisition time), "
+        "authors_filename (the authors' parse of the patch id) or auto (default): what the weights "
+        "were trained with (the authors' weights: authors_filename; others: json)",
+    )
+
+
+def sample_time_for(args: argparse.Namespace, model: Any = None) -> dict[str, str]:
+    """The samples' time source for ``model``'s weights and the hour rule to match, set on its
+    MoE-MAE encoder (:func:`~torchgeo_moemae.vocabulary.sample_time`; ``--time-source`` other
+    than ``auto`` chooses the source): the fields to record with the outputs ({} for a dataset
+    without metadata)."""
+    from ..models import MoEMAEEncoder
+
+    if not DATASETS[args.dataset].metadata:
+        return {}
+    encoder = getattr(model, "encoder", model)
+    moemae = isinstance(encoder, MoEMAEEncoder)
+    source, hour = sample_time(
+        encoder.hour_encoding if moemae else "utc",
+        None if args.time_source == "auto" else args.time_source,
+    )
+    if moemae:
+        encoder.hour_encoding = hour
+    return {"time_source": source, "hour_encoding": hour}
 
 
 def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
-    """The datamodule of :func:`add_dataset_arguments`' options; ``kwargs`` go to it too."""
+    """The datamodule of :func:`add_dataset_arguments`' options; ``kwargs`` go to it too
+    (``time_source``, None for ``--time-source``'s, only to a dataset whose samples have a time)."""
+    info = DATASETS[args.dataset]
+    source = kwargs.pop("time_source", None) or args.time_source
+    if info.metadata and source != "auto":
+        kwargs["time_source"] = source
     options: dict[str, Any] = {
         "root": args.root,
         "download": args.download,
@@ -307,7 +348,7 @@ def make_datamodule(args: argparse.Namespace, **kwargs: Any) -> Any:
         "max_fill_fraction": args.max_fill_fraction,
         **kwargs,
     }
-    return DATASETS[args.dataset].datamodule_class()(**options)
+    return info.datamodule_class()(**options)
 
 
 def progress(iterable: Iterable[T], **kwargs: Any) -> Iterable[T]:

@@ -17,6 +17,7 @@ from .common import (
     check_weights,
     make_datamodule,
     model_from_args,
+    sample_time_for,
     split_names,
 )
 
@@ -92,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     from ..probe.embed import extract_embeddings
 
     encoder, weights = model_from_args(args)
-    datamodule = make_datamodule(args, batch_size=args.batch_size, num_workers=args.num_workers)
+    time = sample_time_for(args, encoder)
+    datamodule = make_datamodule(
+        args,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        time_source=time.get("time_source"),
+    )
     cfg = getattr(encoder, "pretrained_cfg", None) or {}
     model_name = cfg.get("architecture", args.model)
     info = {
@@ -101,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         "model_name": model_name,
         "dataset_name": args.dataset,
         "root": str(args.root),
+        # the samples' time and the hour rule the encoder read it with
+        **time,
     }
     for split in split_names(args.split, "--split"):
         out = extract_embeddings(

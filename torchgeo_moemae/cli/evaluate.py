@@ -11,6 +11,7 @@ from .common import (
     CommandError,
     add_loader_arguments,
     add_overwrite_argument,
+    add_sample_arguments,
     check_input,
     check_loader,
     split_names,
@@ -29,15 +30,21 @@ examples:
       --encoder ResNet18_Weights.LANDSAT_OLI_SR_MOCO --encoder ViTSmall16_Weights.LANDSAT_OLI_SR_MOCO \\
       --eurosat-root data/eurosat-ls --limit 500
 
-  # your own export or the authors' checkpoint
+  # your own export or the authors' checkpoint; TorchGeo's weights from a local file
   moemae evaluate --encoder export/ --encoder pretrained_S_best.pth --bigearthnet-root data/bigearthnet-ls
+  moemae evaluate --encoder ResNet18_Weights.LANDSAT_OLI_SR_MOCO=resnet18_landsat_oli_sr_moco.pth \
+      --eurosat-root data/eurosat-ls
 
 Encoders: this package's weights names, export folders, checkpoint files (S unless an export's
-config.json says otherwise) and TorchGeo weights names (Module_Weights.ENTRY). MoE-MAE encoders get
-40x40 patches z-scored with the BigEarthNet-L statistics and are probed on the CLS token, all tokens
-and their average (--pool); TorchGeo's models get Landsat-Bench's input (reflectance 0..0.3 -> 0..1,
-224x224) and are probed on their pooled features.
-Embeddings are cached under --cache with checksums: a rerun reuses them, corrupted files are redone.
+config.json says otherwise) and TorchGeo weights names (Module_Weights.ENTRY, read through torch's
+hub cache, $TORCH_HOME/hub/checkpoints; ENTRY=path: from a local file). MoE-MAE encoders get 40x40
+patches z-scored with the BigEarthNet-L statistics and the samples' metadata as their weights were
+trained (--time-source auto: the authors' weights get the time their loader parsed from each patch
+id), probed on the CLS token, all tokens and their average (--pool); TorchGeo's models get
+Landsat-Bench's input (patches resized to 40 px, EuroSAT-L 22 px, antialiased; reflectance 0..0.3
+-> 0..1; 224x224) and are probed on their pooled features.
+Embeddings are cached under --cache with checksums and what they depend on (weights digest, the
+split's ids, preprocessing, metadata rule): a rerun reuses them, anything changed is redone.
 output: OUT/evaluation.json and OUT/evaluation.md (one table per dataset: measured, paper, difference);
 existing ones are kept unless --overwrite.
 """
@@ -60,6 +67,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bigearthnet-root", type=Path, help="BigEarthNet-L root")
     parser.add_argument("--eurosat-root", type=Path, help="EuroSAT-L root")
     parser.add_argument("--download", action="store_true", help="download missing datasets")
+    add_sample_arguments(parser)
     parser.add_argument(
         "--pool",
         default=",".join(PAPER_POOLS),
@@ -134,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
     roots = _roots(args)
     pools = _pools(args)
-    specs = [resolve_encoder(name, pools) for name in args.encoder or [MOEMAE_WEIGHTS]]
+    time_source = None if args.time_source == "auto" else args.time_source
+    specs = [resolve_encoder(name, pools, time_source) for name in args.encoder or [MOEMAE_WEIGHTS]]
     rows = evaluate(
         specs,
         roots,
@@ -145,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         device=args.device,
         download=args.download,
+        on_error=args.on_error,
         seed=args.seed,
         allow_overlap=args.allow_overlap,
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..outputs import check_output
+from ..vocabulary import DATASETS
 from .common import add_dataset_arguments, check_dataset_root, split_names
 
 
@@ -37,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
     from ..datasets.packed import pack_dataset
 
+    # a pack stores samples as read: their time from the label JSON unless told otherwise
+    time: dict[str, Any] = {
+        "time_source": "json" if args.time_source == "auto" else args.time_source
+    }
     for split in split_names(args.split, "--split"):
         path = pack_dataset(
             args.dataset,
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             patch_size=args.patch_size,
             on_error=args.on_error,
             max_fill_fraction=args.max_fill_fraction,
+            **(time if DATASETS[args.dataset].metadata else {}),
         )
         print(path)
     return 0

@@ -7,13 +7,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, get_args
 
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchgeo.datasets import BigEarthNet
 
+from ..vocabulary import TimeSource
 from .base import LandsatBenchDataset, Transforms
 from .metadata import (
     authors_filename_time,
@@ -32,9 +33,6 @@ from .utils import (
     resize,
     to_tensor,
 )
-
-#: Where ``time`` comes from: the label JSON's acquisition date, or the authors' file-name parse.
-TimeSource = Literal["json", "authors_filename"]
 
 
 class BigEarthNetLS(LandsatBenchDataset):

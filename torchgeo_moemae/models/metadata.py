@@ -16,11 +16,12 @@ Conventions (shared by the datasets, the model and the docs):
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from torch import Tensor
 
+from ..vocabulary import HourEncoding
 from .checks import cast, eager_checks_enabled, value_checks_enabled
 
 __all__ = ["METADATA_FIELDS", "HourEncoding", "encode_metadata", "iso_week_and_utc_hour"]
@@ -29,9 +30,6 @@ __all__ = ["METADATA_FIELDS", "HourEncoding", "encode_metadata", "iso_week_and_u
 METADATA_FIELDS: tuple[str, ...] = ("week", "hour", "lat", "lon")
 
 _SECONDS_PER_DAY = 86_400
-
-#: How the hour token reads ``time``: the true UTC hour, or the authors' first-digit hour.
-HourEncoding = Literal["utc", "authors"]
 
 
 def check_hour_encoding(hour_encoding: str) -> HourEncoding:

@@ -5,22 +5,25 @@ verified), the paper's probe (scikit-learn SAG logistic regression, one-vs-rest 
 19 labels) fitted on train, the paper's metrics on test, and the published values of
 :mod:`~torchgeo_moemae.probe.published` with the difference ``measured - paper``.
 
-Encoders are named by a string:
+Encoders are named by a string (see ``docs/user_guide/reproducing.rst``):
 
 * one of this package's weights names, an export folder or a checkpoint file (the authors'
-  ``.pth``): the MoE-MAE encoder, fed 40x40 patches z-scored with the BigEarthNet-L statistics
-  (the published weights' ``transforms``; also on EuroSAT-L) and the batch metadata; embeddings
-  ``"cls"``, ``"all"`` and ``"avg"`` (:class:`~torchgeo_moemae.probe.Featurizer`);
-* a TorchGeo weights name such as ``ResNet18_Weights.LANDSAT_OLI_SR_MOCO``: TorchGeo's model with
-  those weights, fed as Landsat-Bench evaluates them: surface-reflectance DN mapped linearly from
-  reflectance [0, 0.3] to [0, 1] (SSL4EO-L's 8-bit scaling followed by the entry's division by 255)
-  and resized to 224x224; one embedding, the model's pooled features (``"cls"``: global average
-  for ResNets, CLS token for ViTs).
+  ``.pth``): the MoE-MAE encoder, fed 40x40 patches (BigEarthNet-L: the central crop, as the
+  authors' loader; EuroSAT-L: bilinear resize) z-scored with the BigEarthNet-L statistics (the
+  published weights' ``transforms``, on both datasets), with the samples' metadata read as the
+  weights were trained (:func:`~torchgeo_moemae.vocabulary.sample_time`: the authors' weights get
+  the time their loader parsed from each patch id); embeddings ``"cls"``, ``"all"`` and
+  ``"avg"`` (:class:`~torchgeo_moemae.probe.Featurizer`);
+* a TorchGeo weights name such as ``ResNet18_Weights.LANDSAT_OLI_SR_MOCO`` (``ENTRY=path`` for a
+  local file): TorchGeo's model fed as Landsat-Bench feeds it
+  (:mod:`~torchgeo_moemae.probe.baselines`); one embedding, the model's pooled features.
 
 Cache: ``cache_dir/<encoder>/<dataset>[-limit<N>]/<split>_<pool>/`` (the layout of
 :func:`~torchgeo_moemae.probe.extract_embeddings`) plus ``checksums.json``: the SHA-256 of every
-file and the settings that produced them. A directory is reused only when both match, so an
-interrupted run resumes where it stopped and a corrupted or stale file is recomputed.
+file and the settings the embeddings depend on: the weights file's SHA-256, the ordered ids of the
+split (a digest), the preprocessing and the metadata rule. A folder is reused only when both
+match, so an interrupted run resumes where it stopped and a corrupted or stale one is recomputed,
+each announced in one line.
 """
 
 from __future__ import annotations
@@ -35,23 +38,34 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
-from ..bands import BANDS, BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD, PATCH_SIZE
+from ..bands import BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD, PATCH_SIZE
+from ..datasets.utils import OnError
+from ..models import Checkpoint, load_weights
+from ..models.checkpoint import read_checkpoint
+from ..models.convert import is_upstream_state_dict, unwrap_checkpoint
 from ..outputs import atomic_path
 from ..transforms import Normalize
 from ..utils import file_sha256
 from ..vocabulary import (
     DATASETS,
-    EXPORT_WEIGHTS_FILENAME,
     PAPER_POOLS,
     POOL_LABELS,
+    TimeSource,
+    sample_time,
     weights_kind,
 )
 from .api import Method, probe_embeddings
+from .baselines import (
+    LANDSAT_BENCH_PATCH,
+    LandsatBenchResize,
+    TorchGeoWeights,
+    recognise_torchgeo_file,
+    ssl4eo_l_transform,
+)
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings
 from .featurizer import check_pool
 from .metrics import METRIC_LABELS
@@ -66,112 +80,154 @@ __all__ = [
     "save_evaluation",
 ]
 
-#: Input size of TorchGeo's SSL4EO-L models.
-TORCHGEO_INPUT_SIZE = 224
-#: Landsat Collection 2 Level-2 surface-reflectance scale and offset: reflectance = DN * s + o.
-_SR_SCALE, _SR_OFFSET = 2.75e-5, -0.2
-#: DN of reflectance 0 and 0.3, the range SSL4EO-L maps to 0..255.
-_SSL4EO_L_DN_RANGE = ((0.0 - _SR_OFFSET) / _SR_SCALE, (0.3 - _SR_OFFSET) / _SR_SCALE)
 CHECKSUMS = "checksums.json"
-
-
-class ResizeImage(nn.Module):
-    """Bilinearly resize a batch dict's ``image`` ``(B, C, H, W)`` to ``size x size``."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The batch with its image resized."""
-        x = F.interpolate(batch["image"].float(), size=self.size, mode="bilinear")
-        return {**batch, "image": x}
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """An encoder to evaluate: its name as given, what it is and how it is fed."""
+    """An encoder to evaluate: its name as given, its weights, and how it is fed."""
 
     name: str
-    torchgeo: bool
     #: the key of :data:`~torchgeo_moemae.probe.published.PUBLISHED` (None: nothing published)
     paper_key: str | None
     label: str
     #: embeddings this encoder is evaluated with
     pools: tuple[str, ...]
-    #: the settings of the weights file (path, size, modification time) the cache must match
-    fingerprint: dict[str, Any] = field(default_factory=dict)
+    #: hex SHA-256 of the weights file (what the cache must match)
+    weights_sha256: str | None
+    #: a MoE-MAE encoder's weights, read once
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
+    #: a TorchGeo baseline's weights
+    torchgeo: TorchGeoWeights | None = None
+    #: the time source of the samples (MoE-MAE encoders; see the module docstring)
+    time_source: TimeSource = "json"
 
     @property
     def cache_name(self) -> str:
         """A folder name for this encoder's cache."""
-        if not self.fingerprint.get("path"):
-            return self.name
-        digest = hashlib.sha1(self.fingerprint["path"].encode()).hexdigest()[:8]
+        if weights_kind(self.name.partition("=")[0]) != "path":
+            return self.name.partition("=")[0]
+        digest = hashlib.sha1(str(Path(self.name).resolve()).encode()).hexdigest()[:8]
         return f"{Path(self.name).name}-{digest}"
 
-    def build(self) -> nn.Module:
-        """The frozen encoder (weights downloaded or read once)."""
-        if self.torchgeo:
-            from torchgeo.models import get_model, get_weight
+    @property
+    def hour_encoding(self) -> str | None:
+        """The hour rule a MoE-MAE encoder reads the samples' time with (None for baselines)."""
+        if self.checkpoint is None:
+            return None
+        return sample_time(self.checkpoint.hour_encoding, self.time_source)[1]
 
-            weights = get_weight(self.name)
-            return get_model(weights.meta["model"], weights=weights, num_classes=0)
+    def pool_label(self, pool: str) -> str:
+        """What an embedding is, as the tables name it (a baseline: what its features pool)."""
+        return self.torchgeo.pooled if self.torchgeo is not None else POOL_LABELS.get(pool, pool)
+
+    def build(self) -> nn.Module:
+        """The frozen encoder."""
+        if self.torchgeo is not None:
+            return self.torchgeo.build()
         from ..models import create_encoder
 
-        return create_encoder(None, self.name)
+        return create_encoder(None, self.checkpoint, hour_encoding=self.hour_encoding)
 
-    def transform(self) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
-        """The batch preprocessing of raw DN images (see the module docstring)."""
-        if self.torchgeo:
-            low, high = _SSL4EO_L_DN_RANGE
-            return nn.Sequential(
-                Normalize([low] * len(BANDS), [high - low] * len(BANDS)),
-                ResizeImage(TORCHGEO_INPUT_SIZE),
-            )
+    def dataset_kwargs(self, dataset: str) -> dict[str, Any]:
+        """How the dataset delivers this encoder's patches (see the module docstring)."""
+        if self.torchgeo is not None:
+            return {
+                "patch_size": None,
+                "transforms": LandsatBenchResize(LANDSAT_BENCH_PATCH[dataset]),
+            }
+        if DATASETS[dataset].metadata:
+            return {"patch_size": PATCH_SIZE, "time_source": self.time_source}
+        return {"patch_size": PATCH_SIZE}
+
+    def transform(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The batch preprocessing of the dataset's patches."""
+        if self.torchgeo is not None:
+            return ssl4eo_l_transform()
         return Normalize(BIGEARTHNET_LS_MEAN, BIGEARTHNET_LS_STD)
 
+    def settings(self, dataset: str) -> dict[str, Any]:
+        """What the embeddings depend on besides the data: weights, preprocessing, metadata."""
+        kwargs = self.dataset_kwargs(dataset)
+        return {
+            "encoder": self.name,
+            "weights_sha256": self.weights_sha256,
+            "patch_size": kwargs.get("patch_size"),
+            "sample_transform": repr(kwargs.get("transforms")),
+            "batch_transform": repr(self.transform()),
+            "time_source": kwargs.get("time_source"),
+            "hour_encoding": self.hour_encoding,
+        }
 
-def resolve_encoder(name: str, pools: Sequence[str] = PAPER_POOLS) -> EncoderSpec:
-    """What ``name`` is (see the module docstring); ``pools`` apply to MoE-MAE encoders.
+
+def _torchgeo_spec(name: str) -> EncoderSpec:
+    weights = TorchGeoWeights.resolve(name)
+    label = BASELINE_NAMES.get(weights.name, weights.name)
+    return EncoderSpec(name, weights.name, label, ("cls",), weights.sha256, torchgeo=weights)
+
+
+def resolve_encoder(
+    name: str, pools: Sequence[str] = PAPER_POOLS, time_source: TimeSource | None = None
+) -> EncoderSpec:
+    """What ``name`` is (see the module docstring), its weights read once.
+
+    Args:
+        name: a weights name (this package's or TorchGeo's, ``ENTRY=path`` for a local file of a
+            TorchGeo entry), an export folder or a checkpoint file.
+        pools: the embeddings of MoE-MAE encoders.
+        time_source: the samples' time for MoE-MAE encoders (None: what their weights were
+            trained with, :func:`~torchgeo_moemae.vocabulary.sample_time`).
 
     Raises:
         FileNotFoundError: ``name`` is neither a weights name nor an existing path.
+        ValueError: a file that holds no MoE-MAE weights (a TorchGeo checkpoint not recognised by
+            its name), or an unknown weights name.
     """
     for p in pools:
         check_pool(p)
+    entry, _, local = name.partition("=")
     try:
-        kind = weights_kind(name)
+        kind = weights_kind(entry)
     except ValueError as err:
         raise FileNotFoundError(f"encoder not found: {err}") from None
     if kind == "torchgeo":
-        from torchgeo.models import get_weight
-
-        get_weight(name)  # a ValueError if TorchGeo has no such entry
-        return EncoderSpec(name, True, name, BASELINE_NAMES.get(name, name), ("cls",))
+        return _torchgeo_spec(name)
+    if kind == "path" and local:
+        raise ValueError(f"encoder {name}: ENTRY=path names a TorchGeo weights entry and its file")
     path = Path(name)
-    if path.exists():
-        from ..models.factory import export_architecture
+    if kind == "path" and not path.exists():
+        raise FileNotFoundError(f"encoder {name} not found: no such file or folder")
+    if kind == "path" and path.is_file() and not _holds_moemae_weights(path):
+        recognised = recognise_torchgeo_file(path)
+        if recognised is None:
+            raise ValueError(
+                f"encoder {name}: not MoE-MAE weights, nor the file of a TorchGeo weights entry by "
+                "its name; for TorchGeo's weights pass --encoder ENTRY=path (e.g. "
+                f"ResNet18_Weights.LANDSAT_OLI_SR_MOCO={name})"
+            )
+        return _torchgeo_spec(f"{recognised}={name}")
+    checkpoint = load_weights(name)
+    published = name == MOEMAE_WEIGHTS or (
+        kind == "path" and checkpoint.architecture in (None, "moemae_landsat")
+    )  # the authors' files and S exports are the published model's architecture
+    label = "MoE-MAE S (published weights)" if name == MOEMAE_WEIGHTS else name
+    source, _ = sample_time(checkpoint.hour_encoding, time_source)
+    return EncoderSpec(
+        name,
+        MOEMAE_WEIGHTS if published else None,
+        label,
+        tuple(pools),
+        checkpoint.provenance.sha256,
+        checkpoint=checkpoint,
+        time_source=source,
+    )
 
-        arch = export_architecture(path)
-        weights = path / EXPORT_WEIGHTS_FILENAME if path.is_dir() else path
-        stat = weights.stat() if weights.exists() else path.stat()
-        fingerprint = {
-            "path": str(path.resolve()),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-        }
-        # the authors' files and S exports are the published model's architecture
-        key = MOEMAE_WEIGHTS if arch in (None, "moemae_landsat") else None
-        return EncoderSpec(name, False, key, str(path), tuple(pools), fingerprint)
-    if name == MOEMAE_WEIGHTS:
-        return EncoderSpec(name, False, name, "MoE-MAE S (published weights)", tuple(pools))
-    if kind == "entry":
-        from ..models.weights import get_weight
 
-        get_weight(name)  # a ValueError naming the valid names if it is not one
-        return EncoderSpec(name, False, None, name, tuple(pools))
-    raise FileNotFoundError(f"encoder {name} not found: no such file or folder")
+def _holds_moemae_weights(path: Path) -> bool:
+    """Whether a weights file holds MoE-MAE weights: the authors' layout, or this package's (its
+    blocks have mixture-of-experts keys)."""
+    state = unwrap_checkpoint(read_checkpoint(path))
+    return is_upstream_state_dict(state) or any(".moe." in k for k in state)
 
 
 # --------------------------------------------------------------------------- cache
@@ -183,10 +239,12 @@ def _cache_problem(path: Path, settings: dict[str, Any]) -> str | None:
     try:
         record = json.loads(sums.read_text())
         expected = record["sha256"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+        recorded = dict(record.get("settings") or {})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         return f"{sums} is unreadable"
-    if record.get("settings") != settings:
-        return "made with other settings"
+    changed = sorted(k for k in {*recorded, *settings} if recorded.get(k) != settings.get(k))
+    if changed:
+        return f"made with other {', '.join(changed)}"
     if not isinstance(expected, dict) or sorted(expected) != _files(path):
         return f"the files of {path} are not those {sums} lists"
     for name, digest in expected.items():
@@ -214,6 +272,15 @@ def _subset(dataset: Dataset, limit: int | None) -> Dataset:
     return Subset(dataset, np.unique(np.linspace(0, n - 1, limit).astype(int)).tolist())
 
 
+def _ids_digest(dataset: Dataset) -> str:
+    """SHA-256 of the ordered sample ids of a split (or subset)."""
+    if isinstance(dataset, Subset):
+        ids = [dataset.dataset.ids[i] for i in dataset.indices]  # type: ignore[attr-defined]
+    else:
+        ids = list(dataset.ids)  # type: ignore[attr-defined]
+    return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+
+
 @dataclass
 class _Context:
     """Settings shared by every (dataset, encoder) of one evaluation."""
@@ -224,6 +291,7 @@ class _Context:
     num_workers: int
     device: str | None
     download: bool
+    on_error: OnError
     progress: bool
     log: Callable[[str], None]
 
@@ -239,14 +307,18 @@ def _embeddings(
     """``{pool: Embeddings}`` of one split, from the cache or extracted (and cached)."""
     suffix = f"-limit{ctx.limit}" if ctx.limit is not None else ""
     out_dir = ctx.cache_dir / spec.cache_name / f"{dataset}{suffix}"
+    datamodule = DATASETS[dataset].datamodule_class()(
+        root=root, download=ctx.download, on_error=ctx.on_error, **spec.dataset_kwargs(dataset)
+    )
+    data = _subset(datamodule.dataset_class(split=split, **datamodule.kwargs), ctx.limit)
     settings = {
-        "encoder": spec.name,
-        "weights_file": spec.fingerprint,
+        **spec.settings(dataset),
         "dataset": dataset,
         "root": str(Path(root).resolve()),
         "split": split,
+        "ids_sha256": _ids_digest(data),
+        "on_error": ctx.on_error,
         "limit": ctx.limit,
-        "patch_size": PATCH_SIZE,
     }
     found: dict[str, Embeddings] = {}
     todo = []
@@ -262,13 +334,10 @@ def _embeddings(
     if not todo:
         ctx.log(f"{spec.label} {dataset} {split}: cached embeddings {', '.join(found)} reused")
         return found
-    datamodule = DATASETS[dataset].datamodule_class()(
-        root=root, patch_size=PATCH_SIZE, download=ctx.download
-    )
-    data = datamodule.dataset_class(split=split, **datamodule.kwargs)
-    classes = list(getattr(data, "classes", []))
+    base = data.dataset if isinstance(data, Subset) else data
+    classes = list(getattr(base, "classes", []))
     # a subset may miss classes: the manifest keeps the dataset's own count
-    manifest: dict[str, Any] = {"encoder": spec.name}
+    manifest: dict[str, Any] = {"encoder": spec.name, "settings": settings}
     if classes:
         manifest.update(num_classes=len(classes), classes=classes)
     if not encoder:
@@ -276,7 +345,7 @@ def _embeddings(
         encoder.append(spec.build())
     extracted = extract_embeddings(
         encoder[0],
-        _subset(data, ctx.limit),
+        data,
         split,
         pools=todo,
         out_dir=out_dir,
@@ -308,6 +377,10 @@ class EvaluationRow:
     n_train: int
     n_test: int
     seconds: float
+    #: what the embedding is, as the tables name it
+    pool_label: str = ""
+    #: what the embeddings depend on (weights digest, preprocessing, metadata rule)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def difference(self) -> dict[str, float]:
@@ -321,6 +394,8 @@ class EvaluationRow:
             "encoder": self.encoder,
             "label": self.label,
             "pool": self.pool,
+            "embedding": self.pool_label or POOL_LABELS.get(self.pool, self.pool),
+            "settings": self.settings,
             "measured": self.measured,
             "paper": self.paper,
             "difference": self.difference,
@@ -340,6 +415,8 @@ def evaluate(
     num_workers: int = 0,
     device: str | None = None,
     download: bool = False,
+    on_error: OnError = "raise",
+    time_source: TimeSource | None = None,
     seed: int = 0,
     allow_overlap: bool = False,
     progress: bool = True,
@@ -357,6 +434,9 @@ def evaluate(
         limit: at most this many samples per split (a quick check; spread evenly over the split).
         batch_size, num_workers, device: embedding extraction (device: CUDA when available).
         download: download missing datasets.
+        on_error: ``"raise"`` or ``"skip"`` unreadable samples (and samples without labels).
+        time_source: the samples' time for MoE-MAE encoders named by a string (None: what their
+            weights were trained with; see the module docstring).
         seed: probe seed.
         allow_overlap: probe even if train and test share patches (a warning instead of an error).
         progress: progress bars while embedding, elapsed time while probing.
@@ -371,8 +451,13 @@ def evaluate(
             raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
     if limit is not None and limit < 2:
         raise ValueError(f"limit must be at least 2 samples per split, got {limit}")
-    specs = [e if isinstance(e, EncoderSpec) else resolve_encoder(e) for e in encoders]
-    ctx = _Context(Path(cache_dir), limit, batch_size, num_workers, device, download, progress, log)
+    specs = [
+        e if isinstance(e, EncoderSpec) else resolve_encoder(e, time_source=time_source)
+        for e in encoders
+    ]
+    ctx = _Context(
+        Path(cache_dir), limit, batch_size, num_workers, device, download, on_error, progress, log
+    )
     rows: list[EvaluationRow] = []
     for spec in specs:
         encoder: list[nn.Module] = []  # built on the first cache miss only
@@ -402,6 +487,8 @@ def evaluate(
                         len(train[pool]),
                         len(test[pool]),
                         seconds,
+                        spec.pool_label(pool),
+                        dict(train[pool].manifest.get("settings") or {}),
                     )
                 )
         del encoder
@@ -434,8 +521,9 @@ def format_evaluation(rows: Sequence[EvaluationRow]) -> str:
                 measured = f"{r.measured[m]:.3f}" if m in r.measured else ""
                 paper = f"{r.paper[m]:.3f}" if m in r.paper else "–"
                 delta = f"{diff[m]:+.3f}" if m in diff else ""
+                embedding = r.pool_label or POOL_LABELS.get(r.pool, r.pool)
                 lines.append(
-                    f"| {r.label} | {POOL_LABELS.get(r.pool, r.pool)} | {METRIC_LABELS[m]} "
+                    f"| {r.label} | {embedding} | {METRIC_LABELS[m]} "
                     f"| {measured} | {paper} | {delta} |"
                 )
         parts.append("\n".join(lines))

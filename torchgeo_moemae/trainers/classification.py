@@ -6,10 +6,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
 
+from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
+from ..models.checkpoint import RANDOM_INIT
 from ..probe.metrics import make_metric_collection
+from ..vocabulary import HourEncoding, TimeSource, sample_time
 
 __all__ = ["ClassificationBase"]
 
@@ -20,10 +23,65 @@ class ClassificationBase(BaseTask):
     cross-entropy (``"multiclass"``) plus :meth:`penalty`; the paper's metrics
     (:mod:`torchgeo_moemae.probe.metrics`) logged as ``{train,val,test}_<metric>`` with
     ``{stage}_loss``; ``predict_step`` returns probabilities. Subclasses set the hyper-parameters
-    ``task`` and ``num_classes`` and build the model."""
+    ``task`` and ``num_classes`` and build the model with :meth:`create_encoder`.
+
+    The samples' time: the encoder gets the hours its weights were trained with. The task's
+    :attr:`sample_time_source` (the authors' weights: their parse of each patch id; weights
+    trained here: the label JSON's time) is what a BigEarthNet-L datamodule with
+    ``time_source="auto"`` reads, and once the datamodule is set up the encoder's hour rule follows
+    the time source it actually uses (:func:`~torchgeo_moemae.vocabulary.sample_time`).
+    """
 
     monitor = "val_loss"
     mode = "min"
+    #: where the weights the task started from came from
+    initial_weights: Provenance = RANDOM_INIT
+    #: the hour rule those weights were trained with
+    weights_hour_encoding: HourEncoding = "utc"
+    #: the time source of Landsat-Bench samples those weights need
+    sample_time_source: TimeSource = "json"
+    #: the time source the datamodule uses (known once it is set up)
+    time_source: TimeSource | None = None
+
+    def create_encoder(self, weights: Any, **kwargs: Any) -> nn.Module:
+        """The ``model`` hyper-parameter's encoder with ``weights`` (None: random), noting where
+        the weights came from and the hours they need; ``kwargs`` go to
+        :func:`~torchgeo_moemae.models.create_encoder`."""
+        checkpoint = None if weights is None else load_weights(weights)
+        if checkpoint is not None:
+            self.initial_weights = checkpoint.provenance
+            self.weights_hour_encoding = checkpoint.hour_encoding
+        self.sample_time_source, hour_encoding = sample_time(self.weights_hour_encoding)
+        encoder = create_encoder(self.hparams["model"], checkpoint, **kwargs)
+        if isinstance(encoder, MoEMAEEncoder):
+            encoder.hour_encoding = hour_encoding
+        return encoder
+
+    def setup(self, stage: str) -> None:
+        """Give the encoder the hour rule of the time source the datamodule chose."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        source = getattr(datamodule, "kwargs", {}).get("time_source")
+        encoder = self.metadata_encoder
+        if source is not None and encoder is not None:
+            self.time_source = source
+            encoder.hour_encoding = sample_time(self.weights_hour_encoding, source)[1]
+
+    @property
+    def trained_hour_encoding(self) -> HourEncoding:
+        """The hour rule of the hours the encoder is fed: ``"authors"`` when the samples carry the
+        authors' parse of the patch id or the encoder applies their rule, else ``"utc"``."""
+        encoder = self.metadata_encoder
+        source = self.time_source or self.sample_time_source
+        if source == "authors_filename" or (
+            encoder is not None and encoder.hour_encoding == "authors"
+        ):
+            return "authors"
+        return "utc"
+
+    @property
+    def metadata_encoder(self) -> MoEMAEEncoder | None:
+        """The MoE-MAE encoder that reads the batches' metadata (None for other timm models)."""
+        return None
 
     def configure_metrics(self) -> None:
         """The paper's metrics per stage (torchmetrics collections)."""

@@ -11,8 +11,7 @@ from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
 from ..export import save_export
-from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
-from ..models.checkpoint import RANDOM_INIT
+from ..models import MoEMAEEncoder
 from ..utils import batch_metadata
 from .classification import ClassificationBase
 
@@ -30,7 +29,10 @@ class FineTuneTask(ClassificationBase):
     (:func:`timm.optim.param_groups_layer_decay`, driven by the encoder's ``group_matcher``): the
     head learns at ``lr``, block ``i`` of ``L`` at ``lr * layer_decay ** (L - i)``, the embeddings
     at the smallest rate; norms, biases and :meth:`no_weight_decay` parameters are not decayed.
-    ``freeze_backbone`` (TorchGeo's name) trains the head only. ReduceLROnPlateau on ``val_loss``.
+    ``freeze_backbone`` (TorchGeo's name) trains the head only, the backbone staying in eval mode
+    for the whole fit (deterministic routing, no dropout: the features validation and test see).
+    ReduceLROnPlateau on ``val_loss``. The samples' time follows the weights (see
+    :class:`~torchgeo_moemae.trainers.classification.ClassificationBase`).
 
     Loss: BCE-with-logits (``multilabel``, BigEarthNet-L) or cross-entropy (``multiclass``,
     EuroSAT-L). Metrics: the paper's (:mod:`torchgeo_moemae.probe.metrics`), logged as
@@ -72,18 +74,12 @@ class FineTuneTask(ClassificationBase):
         if task not in ("multilabel", "multiclass"):
             raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
-        #: where the weights fine-tuning started from came from (recorded by :meth:`export`)
-        self.initial_weights: Provenance = RANDOM_INIT
         super().__init__()
 
     def configure_models(self) -> None:
         """The encoder with a fresh head; the backbone frozen if asked."""
-        checkpoint = None if self.weights is None else load_weights(self.weights)
-        if checkpoint is not None:
-            self.initial_weights = checkpoint.provenance
-        self.model = create_encoder(
-            self.hparams["model"],
-            checkpoint,
+        self.model = self.create_encoder(
+            self.weights,
             num_classes=self.hparams["num_classes"],
             global_pool=self.hparams["global_pool"],
         )
@@ -91,6 +87,19 @@ class FineTuneTask(ClassificationBase):
             head = {id(p) for p in self.model.get_classifier().parameters()}
             for param in self.model.parameters():
                 param.requires_grad_(id(param) in head)
+
+    def train(self, mode: bool = True) -> FineTuneTask:
+        """Set the mode; a frozen backbone stays in eval mode (only the head trains)."""
+        super().train(mode)
+        if self.hparams["freeze_backbone"]:
+            self.model.eval()
+            self.model.get_classifier().train(mode)
+        return self
+
+    @property
+    def metadata_encoder(self) -> MoEMAEEncoder | None:
+        """The encoder, when it is a MoE-MAE encoder (it reads the batches' metadata)."""
+        return self.model if isinstance(self.model, MoEMAEEncoder) else None
 
     def configure_optimizers(self) -> Any:
         """AdamW over layer-wise lr-decay groups; ReduceLROnPlateau on ``val_loss``."""
@@ -125,7 +134,9 @@ class FineTuneTask(ClassificationBase):
 
         As every export (:func:`~torchgeo_moemae.export.save_export`): an earlier export in
         ``out_dir`` is kept unless ``overwrite``, files replace it only once all are complete, and
-        ``config.json`` records the weights fine-tuning started from, not the authors' release.
+        ``config.json`` records the weights fine-tuning started from, not the authors' release,
+        and the hour rule of the hours the model was fine-tuned on (a re-loaded export reads
+        samples as it did).
         Load it back with ``timm.create_model(architecture, num_classes=C, pretrained=True,
         pretrained_cfg_overlay=dict(file=..., num_classes=C))``, ``file`` naming the folder (a
         MoE-MAE encoder) or the ``model.safetensors`` in it (any timm model).
@@ -135,7 +146,7 @@ class FineTuneTask(ClassificationBase):
             "global_pool": self.hparams["global_pool"],
         }
         if isinstance(self.model, MoEMAEEncoder):
-            model_args["hour_encoding"] = self.model.hour_encoding
+            model_args["hour_encoding"] = self.trained_hour_encoding
         return save_export(
             self.model, out_dir, self.initial_weights, model_args=model_args, overwrite=overwrite
         )

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
 from ..bands import BANDS, PATCH_SIZE
-from ..models import create_encoder
+from ..models import MoEMAEEncoder
 from ..probe.featurizer import Featurizer, check_pool
 from ..vocabulary import DEFAULT_POOL, Pool
 from .classification import ClassificationBase
@@ -73,7 +73,7 @@ class LinearProbeTask(ClassificationBase):
     # ------------------------------------------------------------------ setup
     def configure_models(self) -> None:
         """Frozen encoder + linear head sized from a dummy forward pass."""
-        self.encoder = create_encoder(self.hparams["model"], self.weights)
+        self.encoder = self.create_encoder(self.weights)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.featurizer = Featurizer(self.encoder, self.hparams["prenorm"])
@@ -91,6 +91,11 @@ class LinearProbeTask(ClassificationBase):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
         }
+
+    @property
+    def metadata_encoder(self) -> MoEMAEEncoder | None:
+        """The encoder, when it is a MoE-MAE encoder (it reads the batches' metadata)."""
+        return self.encoder if isinstance(self.encoder, MoEMAEEncoder) else None
 
     def train(self, mode: bool = True) -> LinearProbeTask:
         """Set the mode of the head; the encoder always stays in eval mode."""
