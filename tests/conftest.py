@@ -140,31 +140,28 @@ def patch_download(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def real_ben_root(tmp_path: Path) -> Path:
-    """The real 200-patch sample arranged in the Landsat-Bench layout (links, no copies).
-
-    Every split CSV lists all 200 ids after the sample's own header row "0" (``fractions=None``:
-    these tests read one split of the whole sample; none probes it).
+    """The real 200-patch sample in the Landsat-Bench layout (links, no copies), every split CSV
+    listing all 200 ids after the sample's own header row "0", the one without a label JSON
+    included (to test that error; the sample helper leaves it out).
     """
     from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 
     if not (REAL_SAMPLE / "samples.csv").is_file():
         pytest.skip(f"real BigEarthNet-L sample not found at {REAL_SAMPLE} (../shared is absent)")
-    with open(REAL_SAMPLE / "samples.csv") as f:
-        assert f.readline().strip() == "0", "the sample's header row changed"
-    return arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real", fractions=None)
+    listed = (REAL_SAMPLE / "samples.csv").read_text()
+    assert listed.splitlines()[0].strip() == "0", "the sample's header row changed"
+    root = arrange_bigearthnet_sample(REAL_SAMPLE, tmp_path / "real", fractions=None)
+    for filename in ("bigearthnet-train.csv", "bigearthnet-val.csv", "bigearthnet-test.csv"):
+        (root / filename).write_text(listed)
+    return root
 
 
 @pytest.fixture
 def real_labelled_root(real_ben_root: Path) -> Path:
-    """The real sample whose split CSVs list only the 199 patches that have a label JSON.
+    """The real sample as the sample helper arranges it with ``fractions=None``: every split CSV
+    lists the 199 patches that have a label JSON (the 200th's is missing on purpose)."""
+    from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 
-    A Landsat-Bench split lists labelled patches only; the sample's 200th id (its label JSON is
-    missing on purpose) stays in ``real_ben_root`` to test that error.
-    """
-    labels = real_ben_root / "bigearthnet-l" / "labels"
-    with open(real_ben_root / "bigearthnet-train.csv") as f:
-        rows = [line.strip() for line in f]
-    labelled = [pid for pid in rows[1:] if (labels / f"{pid}_labels_metadata.json").is_file()]
-    for filename in ("bigearthnet-train.csv", "bigearthnet-val.csv", "bigearthnet-test.csv"):
-        (real_ben_root / filename).write_text("\n".join([rows[0], *labelled]) + "\n")
-    return real_ben_root
+    return arrange_bigearthnet_sample(
+        REAL_SAMPLE, real_ben_root.parent / "labelled", fractions=None
+    )

@@ -46,6 +46,31 @@ def test_python_hints_become_options_only_where_the_command_has_them() -> None:
     assert one_line(err, argparse.Namespace()) == str(err)
 
 
+def test_the_overwrite_hint_names_the_option_once(tmp_path: Path) -> None:
+    """It read "pass --overwrite (--overwrite) to replace it"."""
+    from torchgeo_moemae.outputs import check_output
+
+    (tmp_path / "out.json").write_text("{}")
+    with pytest.raises(FileExistsError) as raised:
+        check_output(tmp_path / "out.json")
+    line = one_line(raised.value, argparse.Namespace(overwrite=False))
+    assert "pass --overwrite to replace it" in line and "(--overwrite)" not in line
+    assert "(overwrite=True)" in str(raised.value)  # the API keeps its keyword
+
+
+def test_elapsed_time_into_a_log_is_not_a_line_per_second(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Redirected to a file, the probe's elapsed-time display wrote a line per refresh."""
+    import time
+
+    from torchgeo_moemae.probe.sklearn_probe import _elapsed
+
+    with _elapsed("sklearn probe", True, every=0.01):
+        time.sleep(0.2)
+    assert capsys.readouterr().err.count("elapsed") <= 2
+
+
 @pytest.fixture(scope="module")
 def xxs_encoder_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -73,9 +74,11 @@ def _import_authors_code() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def authors_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], Tensor]:
-    """The sample root (split files: the 199 labelled ids), the ids in order, and the authors'
-    encoder tokens ``(199, 105, 144)`` from their own loader and model."""
+def authors_outputs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The sample root (split files: the 199 labelled ids), the ids in order, and from the authors'
+    own loader and model: their encoder tokens after (``tokens``) and before (``prenorm``) its
+    final LayerNorm ``(199, 105, 144)``, and the metadata pairs their loader made
+    (``metadata``, ``(199, 4, 2)``: week, hour, lat, lon)."""
     code = _import_authors_code()
     from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 
@@ -103,8 +106,17 @@ def authors_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[st
     mae.eval()
     # Gate noise off: their gate adds randn_like noise even in eval mode.
     with torch.no_grad(), mock.patch.object(torch, "randn_like", torch.zeros_like):
-        tokens = encoder(images, week, hour, lat, lon)[0]
-    return root, ids, tokens
+        tokens, _, prenorm = encoder(images, week, hour, lat, lon)
+    metadata = torch.stack([week, hour, lat, lon], dim=1).float()
+    return SimpleNamespace(
+        root=root, ids=ids, tokens=tokens, prenorm=prenorm, metadata=metadata, checkpoint=CHECKPOINT
+    )
+
+
+@pytest.fixture(scope="module")
+def authors_run(authors_outputs: SimpleNamespace) -> tuple[Path, list[str], Tensor]:
+    """The sample root, the ids in order, and the authors' encoder tokens."""
+    return authors_outputs.root, authors_outputs.ids, authors_outputs.tokens
 
 
 def _batch(root: Path, **dataset_kwargs: Any) -> dict[str, Tensor]:
@@ -195,3 +207,60 @@ def test_authors_filename_option_matches_all_patches(
     ]
     assert torch.equal(meta[0][padded], meta[1][padded])
     assert torch.equal(compat["image"], default["image"])
+
+
+def test_evaluate_caches_the_authors_cls_features(
+    authors_outputs: SimpleNamespace, tmp_path: Path
+) -> None:
+    """``moemae evaluate`` with the authors' checkpoint: its cached CLS embeddings are the authors'
+    pipeline's (their loader with its file-name time, their model, pre-norm CLS) on all 199
+    patches; before, the 25 ids written without the hour's zero got another hour token."""
+    from torchgeo_moemae.probe.embed import load_embeddings
+    from torchgeo_moemae.probe.evaluate import evaluate, resolve_encoder
+
+    cache = tmp_path / "cache"
+    spec = resolve_encoder(str(authors_outputs.checkpoint), pools=("cls",))
+    evaluate(
+        [spec],
+        {"bigearthnet_ls": authors_outputs.root},
+        cache,
+        progress=False,
+        allow_overlap=True,
+        log=lambda m: None,
+    )
+    (folder,) = cache.glob("*/bigearthnet_ls/test_cls")
+    cached = load_embeddings(folder)
+    assert cached.ids is not None and list(cached.ids) == authors_outputs.ids
+    theirs = authors_outputs.prenorm[:, 4]  # the CLS token (after the 4 metadata tokens)
+    error = (torch.from_numpy(np.asarray(cached.features)) - theirs).abs().amax(1)
+    assert error.max() < ATOL, f"{int((error >= ATOL).sum())} patches differ, max {error.max()}"
+
+
+def test_finetune_feeds_the_authors_metadata(
+    authors_outputs: SimpleNamespace, tmp_path: Path
+) -> None:
+    """The fine-tune task with the authors' checkpoint under a Trainer: the BigEarthNet-L
+    datamodule gives its encoder the metadata the authors' loader made, on all 199 patches."""
+    from lightning.pytorch import Trainer
+
+    from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
+    from torchgeo_moemae.trainers import FineTuneTask
+
+    task = FineTuneTask("S", weights=str(authors_outputs.checkpoint))
+    datamodule = BigEarthNetLSDataModule(authors_outputs.root, batch_size=199)
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.validate(task, datamodule=datamodule)  # sets the datamodule and the task up
+    batch = default_collate([datamodule.val_dataset[i] for i in range(199)])
+    ours = encode_metadata(
+        batch["lat"], batch["lon"], batch["time"], 199, hour_encoding=task.model.hour_encoding
+    )
+    assert list(datamodule.val_dataset.ids) == authors_outputs.ids
+    torch.testing.assert_close(ours.float(), authors_outputs.metadata, atol=ATOL, rtol=0)

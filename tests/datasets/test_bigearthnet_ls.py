@@ -383,3 +383,20 @@ def test_arrange_flat_sample(ben_root: Path, tmp_path: Path) -> None:
     assert BigEarthNetLS(whole, split="test").ids == ids
     with pytest.raises(FileNotFoundError, match="not a BigEarthNet-L sample"):
         arrange_bigearthnet_sample(ben_root, tmp_path / "nope")
+
+
+def test_arranged_splits_leave_out_ids_without_labels(
+    ben_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An id whose label JSON is missing (as in the real sample) used to land in a split, where the
+    default on_error="raise" then stopped every reader; and the CSVs had Windows line endings."""
+    flat = tmp_path / "flat"
+    shutil.copytree(ben_root / "bigearthnet-l", flat)
+    ids = [line.split(",")[0] for line in (ben_root / "bigearthnet-val.csv").read_text().split()]
+    (flat / "labels" / f"{ids[1]}_labels_metadata.json").unlink()
+    (flat / "samples.csv").write_text("0\n" + "\n".join(ids) + "\n")
+    with caplog.at_level("INFO", logger="torchgeo_moemae.datasets.layout"):
+        root = arrange_bigearthnet_sample(flat, tmp_path / "arranged", fractions=None)
+    assert "1 of 3 ids left out of the splits" in caplog.text
+    assert BigEarthNetLS(root, split="train").ids == [ids[0], ids[2]]
+    assert b"\r\n" not in (root / "bigearthnet-train.csv").read_bytes()

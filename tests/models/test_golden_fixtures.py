@@ -18,7 +18,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from tests.data.golden.make_golden import reference_weights
+from tests.data.golden import authors_state_dict
 from torchgeo_moemae.models import create_mae
 from torchgeo_moemae.models.factory import load_into
 from torchgeo_moemae.models.metadata import encode_metadata
@@ -28,20 +28,10 @@ GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 ATOL = 1e-4  # float32 sums in another order
 
 
-def _authors_checkpoint(size: str) -> dict[str, torch.Tensor]:
-    """The authors'-layout state dict the fixtures were computed with (shared weights repeated)."""
-    keys = json.loads((GOLDEN / f"{size}_keys.json").read_text())
-    owners: dict[str, tuple[int, ...]] = {}
-    for owner, shape in keys.values():
-        owners.setdefault(owner, tuple(shape))
-    values = reference_weights(list(owners.items()))
-    return {key: values[owner] for key, (owner, _) in keys.items()}
-
-
 @functools.cache
 def _golden(size: str) -> dict:
     data = dict(np.load(GOLDEN / f"{size}.npz"))
-    checkpoint = {"epoch": 0, "model_state": _authors_checkpoint(size)}
+    checkpoint = {"epoch": 0, "model_state": authors_state_dict(size)}
     # the authors' layout: the weights keep the authors' hour rule
     data["mae"] = create_mae(size, checkpoint).eval()
     return data
@@ -115,7 +105,7 @@ def authors_pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An S training checkpoint in the authors' format (``{"epoch", "model_state"}``, shared expert
     weights repeated under every expert's keys), with the fixtures' weights."""
     path = tmp_path_factory.mktemp("authors") / "pretrained_S_best.pth"
-    torch.save({"epoch": 0, "model_state": _authors_checkpoint("S")}, path)
+    torch.save({"epoch": 0, "model_state": authors_state_dict("S")}, path)
     return path
 
 

@@ -116,3 +116,40 @@ def test_finetune_then_export_round_trips_through_timm(
     with pytest.raises(FileExistsError, match="--overwrite"):
         task.export(out)
     assert task.export(out, overwrite=True) == out
+
+
+def test_frozen_backbone_stays_in_eval_mode_while_training(export: Path) -> None:
+    """The frozen backbone stayed in train mode: gate noise and dropout made two identical
+    training forwards differ (by up to 0.18 in the logits) while validation saw eval features."""
+    task = FineTuneTask(weights=str(export), num_classes=3, task="multiclass", freeze_backbone=True)
+    task.train()
+    batch = _batch(multiclass=True)
+    with torch.no_grad():
+        torch.testing.assert_close(task(batch), task(batch), rtol=0, atol=0)
+    assert not task.model.blocks[0].training and task.model.get_classifier().training
+    assert task.training  # the task itself trains (its head)
+
+
+def test_authors_weights_read_the_authors_time_from_the_datamodule(
+    tmp_path: Path, ben_root: Path, make_trainer: Callable[..., Any]
+) -> None:
+    """Under a Trainer, the BigEarthNet-L datamodule (time_source="auto") asks the task what its
+    weights need: the authors' weights get their loader's parse of each patch id, fed to an
+    encoder that takes the hour as given; weights trained here keep the label JSON's time."""
+    from tests.data.golden import authors_state_dict
+    from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
+    from torchgeo_moemae.datasets.metadata import authors_filename_time
+
+    pth = tmp_path / "pretrained_S_best.pth"
+    torch.save({"epoch": 3, "model_state": authors_state_dict("S"), "best_train_loss": 0.5}, pth)
+    for weights, source, hour in ((pth, "authors_filename", "utc"), (None, "json", "utc")):
+        task = FineTuneTask("S", weights=None if weights is None else str(weights))
+        datamodule = BigEarthNetLSDataModule(ben_root, batch_size=3)
+        trainer = make_trainer(tmp_path / source, limit_val_batches=1)
+        trainer.validate(task, datamodule=datamodule)
+        assert datamodule.kwargs["time_source"] == task.time_source == source
+        assert task.model.hour_encoding == hour
+        sample = datamodule.val_dataset[0]
+        if source == "authors_filename":
+            assert float(sample["time"]) == authors_filename_time(datamodule.val_dataset.ids[0])
+    assert task.trained_hour_encoding == "utc"

@@ -406,4 +406,6 @@ def one_line(err: BaseException, args: argparse.Namespace) -> str:
         flag = "--" + name.replace("_", "-")
         return flag if value == "True" else f"{flag} {value.strip(chr(39))}"
 
-    return re.sub(r"\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|True)", option, message)
+    message = re.sub(r"\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|True)", option, message)
+    # "pass --overwrite (overwrite=True)" names the option twice once the keyword is the flag
+    return re.sub(r"(--[a-z-]+(?: [^\s()]+)?) \(\1\)", r"\1", message)

@@ -4,10 +4,13 @@ with disjoint train/val/test splits."""
 from __future__ import annotations
 
 import csv
+import logging
 import random
 from pathlib import Path
 
 from .bigearthnet_ls import BigEarthNetLS
+
+logger = logging.getLogger(__name__)
 
 #: default train/val/test fractions of :func:`arrange_bigearthnet_sample`
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -21,6 +24,10 @@ def arrange_bigearthnet_sample(
 ) -> Path:
     """Link a sample's ``images/`` and ``labels/`` under ``root/bigearthnet-l/`` (no copies) and
     write the split CSVs: disjoint train/val/test splits of ``samples.csv``'s ids.
+
+    Ids whose image or label JSON is missing are left out of the splits (their count is logged),
+    so the splits load with the datasets' default ``on_error="raise"``. The CSVs end their lines
+    with a line feed, as Landsat-Bench's.
 
     Args:
         source: directory with ``images/``, ``labels/`` and ``samples.csv`` (its header row "0",
@@ -48,7 +55,15 @@ def arrange_bigearthnet_sample(
         if not link.exists():
             link.symlink_to(source / sub, target_is_directory=True)
     with open(source / "samples.csv", newline="") as f:
-        header, *rows = list(csv.reader(f))
+        header, *listed = list(csv.reader(f))
+    rows = [row for row in listed if _complete(source, row[0])]
+    if len(rows) < len(listed):
+        logger.info(
+            "%s: %d of %d ids left out of the splits (image or label JSON missing)",
+            source,
+            len(listed) - len(rows),
+            len(listed),
+        )
     splits = dict.fromkeys(BigEarthNetLS.split_filenames, rows)
     if fractions is not None:
         rows = sorted(rows)
@@ -62,5 +77,12 @@ def arrange_bigearthnet_sample(
         }
     for split, filename in BigEarthNetLS.split_filenames.items():
         with open(root / filename, "w", newline="") as f:
-            csv.writer(f).writerows([header, *splits[split]])
+            csv.writer(f, lineterminator="\n").writerows([header, *splits[split]])
     return root
+
+
+def _complete(source: Path, patch_id: str) -> bool:
+    """Whether a sample id has both its image and its label JSON."""
+    return (source / "images" / f"{patch_id}.tif").is_file() and (
+        source / "labels" / f"{patch_id}_labels_metadata.json"
+    ).is_file()

@@ -18,9 +18,7 @@ local file named with ``ENTRY=path`` (``ResNet18_Weights.LANDSAT_OLI_SR_MOCO=res
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,29 +187,19 @@ class TorchGeoWeights:
             "Global average" if str(self.entry.meta["model"]).startswith("resnet") else "CLS token"
         )
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The entry's metadata (what TorchGeo's builders read besides the state dict)."""
+        return dict(self.entry.meta)
+
+    def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The weights, read from :attr:`file` (an entry's ``get_state_dict`` reads its URL)."""
+        state: dict[str, Any] = torch.load(self.file, map_location="cpu", weights_only=True)
+        return state
+
     def build(self) -> nn.Module:
-        """TorchGeo's model with these weights, ``num_classes=0`` (pooled features), built by
-        TorchGeo's own builder reading :attr:`file` through torch's hub cache."""
+        """TorchGeo's model with these weights, ``num_classes=0`` (pooled features): TorchGeo's
+        own builder, given this object in place of the entry so it reads :attr:`file`."""
         from torchgeo.models import get_model
 
-        with _hub_serving(str(self.entry.url), self.file):
-            return get_model(self.entry.meta["model"], weights=self.entry, num_classes=0)
-
-
-@contextmanager
-def _hub_serving(url: str, file: Path) -> Iterator[None]:
-    """Inside, torch's hub cache serves ``file`` for ``url`` (the hub directory is a temporary one
-    holding a link to it, restored afterwards), so TorchGeo's builders read that file."""
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / _url_file_name(url)
-    if urlparse(url).scheme in ("", "file") or (cached.is_file() and cached.samefile(file)):
-        yield
-        return
-    previous = torch.hub.get_dir()
-    with tempfile.TemporaryDirectory() as hub:
-        (Path(hub) / "checkpoints").mkdir()
-        (Path(hub) / "checkpoints" / cached.name).symlink_to(file.resolve())
-        torch.hub.set_dir(hub)
-        try:
-            yield
-        finally:
-            torch.hub.set_dir(previous)
+        return get_model(self.entry.meta["model"], weights=self, num_classes=0)

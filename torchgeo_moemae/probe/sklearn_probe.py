@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import numpy as np
@@ -74,11 +74,16 @@ def fit_sklearn_probe(
 
 @contextmanager
 def _elapsed(desc: str, enabled: bool, every: float = 1.0) -> Iterator[None]:
-    """A one-line display of the time spent in the block, refreshed every ``every`` seconds."""
+    """A one-line display of the time spent in the block, refreshed every ``every`` seconds on a
+    terminal; into a file or pipe (a log) only its first and last state are written."""
     if not enabled:
         yield
         return
     bar = tqdm(desc=desc, bar_format="{desc}: {elapsed} elapsed", total=None)
+    if not getattr(bar.fp, "isatty", lambda: False)():
+        with closing(bar):
+            yield
+        return
     stop = threading.Event()
 
     def tick() -> None:
