@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -102,6 +103,9 @@ def test_every_device_option_defaults_to_cuda_when_present(
     devices["embed-scene"] = seen["device"]
 
     seen = _capture(monkeypatch, "torchgeo_moemae.probe.evaluate.evaluate", [])
+    monkeypatch.setattr(  # the published weights are not read: nothing is evaluated here
+        "torchgeo_moemae.probe.evaluate.resolve_encoder", lambda *a, **k: SimpleNamespace(name="x")
+    )
     argv = ["evaluate", "--bigearthnet-root", str(tmp_path), "--out", str(tmp_path / "ev")]
     assert main(argv) == 0
     devices["evaluate"] = seen["device"]
