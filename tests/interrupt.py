@@ -1,4 +1,4 @@
-"""A real Ctrl-C in the middle of a ``moemae`` command: the tests' one harness for it."""
+"""A real Ctrl-C in the middle of a ``moemae`` (or ``torchgeo``) command: the tests' one harness."""
 
 from __future__ import annotations
 
@@ -10,23 +10,28 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-#: the child: ``target`` runs, then the process announces it and waits for the signal
+#: the child: ``target`` runs (its ``calls``-th call), then the process announces it and waits
+#: for the signal
 _CHILD = """
 import importlib, pathlib, sys, time
-from torchgeo_moemae.cli import main
-module, qualname, ready = sys.argv[1:4]
+entry, module, qualname, ready, calls = sys.argv[1:6]
+entry_module, entry_name = entry.split(":")
+main = getattr(importlib.import_module(entry_module), entry_name)
 owner = importlib.import_module(module)
 *parents, name = qualname.split(".")
 for parent in parents:
     owner = getattr(owner, parent)
 original = getattr(owner, name)
+count = [0]
 def wait_for_sigint(*args, **kwargs):
     result = original(*args, **kwargs)
-    pathlib.Path(ready).touch()
-    time.sleep(120)
+    count[0] += 1
+    if count[0] == int(calls):
+        pathlib.Path(ready).touch()
+        time.sleep(120)
     return result
 setattr(owner, name, wait_for_sigint)
-sys.exit(main(sys.argv[4:]))
+sys.exit(main(sys.argv[6:]))
 """
 
 
@@ -36,6 +41,9 @@ def sigint_after(
     ready: Path,
     mid_work: Callable[[], None] | None = None,
     sig: int = signal.SIGINT,
+    calls: int = 1,
+    entry: str = "torchgeo_moemae.cli:main",
+    cwd: Path | None = None,
 ) -> tuple[int, str]:
     """Run ``moemae argv`` in a subprocess and send it SIGINT once ``target`` has returned.
 
@@ -45,17 +53,21 @@ def sigint_after(
         ready: a file the child creates when ``target`` has returned (must not exist).
         mid_work: called before the signal, to check the state of the interrupted work.
         sig: another signal instead (``signal.SIGKILL``: a killed process).
+        calls: signal after this call of ``target`` (1: the first).
+        entry: the command's ``module:function`` (``torchgeo.main:main`` for ``torchgeo``).
+        cwd: the child's working directory.
 
     Returns:
         the exit code and what the command printed on stderr.
     """
     module, qualname = target.split(":")
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, module, qualname, str(ready), *argv],
+        [sys.executable, "-c", _CHILD, entry, module, qualname, str(ready), str(calls), *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=cwd,
     )
     try:
         deadline = time.monotonic() + 120

@@ -24,7 +24,7 @@ from ..utils import METADATA_KEYS
 from ..vocabulary import DEFAULT_POOL
 from .cuda_graph import GraphedTrainStep, StepRecords, canonical_checkpoint, clip_gradients
 from .regional import compile_blocks
-from .schedule import warmup_cosine_scheduler
+from .schedule import WarmupCosine, warmup_cosine_scheduler
 
 __all__ = ["MoEMAEPretrainTask"]
 
@@ -237,7 +237,9 @@ class MoEMAEPretrainTask(BaseTask):
         return bool(wanted)
 
     def on_train_start(self) -> None:
-        """Start with empty guard/utilisation records; compile blocks and set up the step."""
+        """Check a resumed schedule; start with empty guard/utilisation records; compile blocks
+        and set up the step."""
+        self._check_schedule()
         self._records = StepRecords()
         if self.hparams["compile"] and not self._compiled:
             compile_blocks(self.model)
@@ -251,6 +253,21 @@ class MoEMAEPretrainTask(BaseTask):
                 self.trainer.gradient_clip_val,
                 self.trainer.gradient_clip_algorithm,
                 capture=self.device.type == "cuda",
+            )
+
+    def _check_schedule(self) -> None:
+        """A run resumed from a checkpoint keeps that checkpoint's learning-rate schedule, which
+        spans the optimiser steps of the run that wrote it: a run of another length would train
+        on past its end at ``min_lr`` (0 by default), so it is refused."""
+        scheduler = self.lr_schedulers()
+        schedule = getattr(scheduler, "lr_lambdas", [None])[0]
+        total = int(self.trainer.estimated_stepping_batches)
+        if isinstance(schedule, WarmupCosine) and schedule.total_steps != total:
+            raise ValueError(
+                f"the checkpoint's learning-rate schedule spans {schedule.total_steps} optimiser "
+                f"steps but this run has {total}: resume with the max_epochs/max_steps and batch "
+                "size of the run that wrote it, or, to train longer, start a new run from its "
+                "weights (model.init_args.weights: its export's mae.safetensors)"
             )
 
     def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
