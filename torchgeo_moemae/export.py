@@ -79,6 +79,7 @@ def save_export(
     mae: MoEMAE | None = None,
     authors_weights: bool = False,
     overwrite: bool = False,
+    **trained_with: Any,
 ) -> Path:
     """Write a timm model as ``model.safetensors`` + ``config.json`` (+ ``mae.safetensors``).
 
@@ -98,12 +99,14 @@ def save_export(
             they are left out, since they would describe weights these are not.
         overwrite: replace an earlier export in ``out_dir``; without it an earlier export is kept
             and a ``FileExistsError`` raised before anything is written.
+        **trained_with: more of what made the weights, recorded with their source (e.g. the
+            samples' ``time_source`` of a fine-tuning).
     """
     out = check_export_folder(out_dir, overwrite)
     cfg: dict[str, Any] = dict(getattr(model, "pretrained_cfg", None) or {})
     if not authors_weights:
         cfg = {k: v for k, v in cfg.items() if k not in AUTHORS_FIELDS}
-    trained = provenance_record(source, cfg.get("architecture"))
+    trained = provenance_record(source, cfg.get("architecture"), **trained_with)
     with atomic_output(out) as staging, _pretrained_cfg(model, cfg):
         save_for_hf(
             model,

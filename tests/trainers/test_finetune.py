@@ -113,6 +113,7 @@ def test_finetune_then_export_round_trips_through_timm(
     assert not set(AUTHORS_FIELDS) & set(config["pretrained_cfg"])
     started = config["trained_with"]["weights"]
     assert started["source"] == str(export / "model.safetensors") and started["sha256"]
+    assert config["trained_with"]["time_source"] == "json"  # weights trained here: true times
     with pytest.raises(FileExistsError, match="--overwrite"):
         task.export(out)
     assert task.export(out, overwrite=True) == out

@@ -148,5 +148,10 @@ class FineTuneTask(ClassificationBase):
         if isinstance(self.model, MoEMAEEncoder):
             model_args["hour_encoding"] = self.trained_hour_encoding
         return save_export(
-            self.model, out_dir, self.initial_weights, model_args=model_args, overwrite=overwrite
+            self.model,
+            out_dir,
+            self.initial_weights,
+            model_args=model_args,
+            overwrite=overwrite,
+            time_source=self.time_source or self.sample_time_source,
         )
