@@ -1,4 +1,4 @@
-"""A real Ctrl-C in the middle of a ``moemae`` command: the tests' one harness for it."""
+"""A real Ctrl-C in the middle of a ``moemae`` (or ``torchgeo``) command: the tests' one harness."""
 
 from __future__ import annotations
 
@@ -10,23 +10,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-#: the child: ``target`` runs, then the process announces it and waits for the signal
+#: the child: ``target`` runs ``calls`` times, then the process announces it and waits for the
+#: signal
 _CHILD = """
 import importlib, pathlib, sys, time
-from torchgeo_moemae.cli import main
-module, qualname, ready = sys.argv[1:4]
+entry, module, qualname, ready, calls = sys.argv[1:6]
 owner = importlib.import_module(module)
 *parents, name = qualname.split(".")
 for parent in parents:
     owner = getattr(owner, parent)
 original = getattr(owner, name)
+done = []
 def wait_for_sigint(*args, **kwargs):
     result = original(*args, **kwargs)
-    pathlib.Path(ready).touch()
-    time.sleep(120)
+    done.append(True)
+    if len(done) == int(calls):
+        pathlib.Path(ready).touch()
+        time.sleep(120)
     return result
 setattr(owner, name, wait_for_sigint)
-sys.exit(main(sys.argv[4:]))
+main_module, main_name = entry.split(":")
+sys.exit(getattr(importlib.import_module(main_module), main_name)(sys.argv[6:]))
 """
 
 
@@ -36,6 +40,9 @@ def sigint_after(
     ready: Path,
     mid_work: Callable[[], None] | None = None,
     sig: int = signal.SIGINT,
+    calls: int = 1,
+    entry: str = "torchgeo_moemae.cli:main",
+    cwd: Path | None = None,
 ) -> tuple[int, str]:
     """Run ``moemae argv`` in a subprocess and send it SIGINT once ``target`` has returned.
 
@@ -45,17 +52,23 @@ def sigint_after(
         ready: a file the child creates when ``target`` has returned (must not exist).
         mid_work: called before the signal, to check the state of the interrupted work.
         sig: another signal instead (``signal.SIGKILL``: a killed process).
+        calls: the signal comes after the ``calls``-th return of ``target``.
+        entry: ``"module:function"`` of the command, called with ``argv``
+            (``"torchgeo.main:main"``: ``torchgeo argv``).
+        cwd: the working directory of the command.
 
     Returns:
         the exit code and what the command printed on stderr.
     """
     module, qualname = target.split(":")
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, module, qualname, str(ready), *argv],
+        [sys.executable, "-c", _CHILD, entry, module, qualname, str(ready), str(calls), *argv],
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        # one thread, as in the tests' own process: the same arithmetic, bit for bit
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
     try:
         deadline = time.monotonic() + 120

@@ -12,17 +12,19 @@ from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
 
-from .resumable import ResumableLoader, ResumableSampler, ranks
+from .resumable import ResumableLoader, ResumableRandomState, ResumableSampler, ranks
 
 
-class LandsatBenchDataModule(NonGeoDataModule):
+class LandsatBenchDataModule(ResumableRandomState, NonGeoDataModule):
     """A :class:`~torchgeo.datamodules.NonGeoDataModule` for 7-band Landsat-Bench datasets.
 
     On the device, every batch is z-scored per band with the subclass's ``mean``/``std`` (DN);
     with ``augment`` the train batches are also randomly flipped. The kornia pipeline uses
     ``data_keys=None``: ``image`` is transformed, while ``label``, ``lat``, ``lon`` and ``time``
     pass through unchanged (flips do not move a patch's location or date). ``predict``
-    (``torchgeo predict``) runs on the test split.
+    (``torchgeo predict``) runs on the test split. Training resumes where a checkpoint stopped
+    (:class:`~torchgeo_moemae.datamodules.ResumableLoader`,
+    :class:`~torchgeo_moemae.datamodules.ResumableRandomState`).
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from ..datasets.packed import PackedDataset
 from ..transforms import FLIP_AXES, flip_counts, normalize_dn
 from ..vocabulary import dataset_info
-from .resumable import ResumableLoader, ResumableSampler, ranks
+from .resumable import ResumableLoader, ResumableRandomState, ResumableSampler, ranks
 
 
 class PackedBatchSampler(ResumableSampler[np.ndarray]):
@@ -94,7 +94,7 @@ def _to_tensor(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array.view(np.int16) if array.dtype == np.uint16 else array)
 
 
-class PackedDataModule(NonGeoDataModule):
+class PackedDataModule(ResumableRandomState, NonGeoDataModule):
     """LightningDataModule over a directory of packs (``root/{train,val,test}``).
 
     The loaders read whole batches: a :class:`PackedBatchSampler` yields index arrays and each

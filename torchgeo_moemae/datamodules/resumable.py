@@ -1,4 +1,9 @@
-"""Training loaders that resume mid-epoch: Lightning's checkpoints record where they stopped."""
+"""Training that resumes where it stopped: the loader's position and torch's random state.
+
+Lightning's checkpoints record the train loader's position (:class:`ResumableLoader`) and, through
+the datamodule (:class:`ResumableRandomState`), torch's random state, so that a resumed run draws
+the batches, masks, noise and flips an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
@@ -59,15 +64,38 @@ class ResumableSampler(DistributedSampler[T]):
         return super().__iter__()
 
 
+class ResumableRandomState:
+    """Checkpoint hooks of a LightningDataModule: torch's random state (CPU and CUDA).
+
+    The model's masking and noise and the datamodules' flips draw from it. Lightning saves
+    :meth:`state_dict` in every checkpoint and calls :meth:`load_state_dict` while restoring one,
+    before training starts (its sanity check runs on a copy of the state), so a resumed run draws
+    what an uninterrupted one would. Under DDP rank 0's state is saved, restored on every rank.
+
+    The train loader cannot carry this state: Lightning restores a loader only from a checkpoint
+    written mid-epoch, not from one written at an epoch's end.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's random state now: ``{"rng": {"cpu": ..., "cuda": [...]}}``."""
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        return {"rng": {"cpu": torch.get_rng_state(), "cuda": cuda}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Set torch's random state to a :meth:`state_dict`'s."""
+        torch.set_rng_state(state_dict["rng"]["cpu"])
+        cuda = state_dict["rng"]["cuda"]
+        for device, state in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
+
+
 class ResumableLoader(DataLoader[B]):
     """A training DataLoader over a :class:`ResumableSampler` that Lightning can resume mid-epoch.
 
     Lightning's fit loop saves :meth:`state_dict` in every checkpoint and, when training resumes
-    from one, calls :meth:`load_state_dict` before the first batch; the resumed run then gets the
-    remaining batches of the interrupted epoch, in the same order. The state also holds torch's
-    random state (CPU and CUDA) at the checkpoint, which the model's masking and noise and the
-    datamodules' flips draw from, so that a resumed run draws what an uninterrupted one would
-    (under DDP rank 0's state is saved, restored on every rank).
+    from one written mid-epoch, calls :meth:`load_state_dict` before the first batch; the resumed
+    run then gets the remaining batches of the interrupted epoch, in the same order (the random
+    state is the datamodule's, see :class:`ResumableRandomState`).
 
     A run stopped by ``max_steps`` ends its epoch in Lightning's count, though not in the data:
     the resumed run first finishes that epoch's batches, and from then on the sampler's epoch is
@@ -113,17 +141,15 @@ class ResumableLoader(DataLoader[B]):
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
-        """Epoch, permutation seed, batches handed out this epoch and torch's random state."""
+        """Epoch, permutation seed and batches handed out this epoch."""
         sampler = self.sampler
         if not isinstance(sampler, ResumableSampler):
             return {}
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
         return {
             "epoch": sampler.epoch,
             "epoch_offset": sampler.epoch_offset,
             "seed": sampler.seed,
             "batches": self._consumed,
-            "rng": {"cpu": torch.get_rng_state(), "cuda": cuda},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -135,7 +161,3 @@ class ResumableLoader(DataLoader[B]):
         sampler.epoch = state_dict["epoch"]
         sampler.epoch_offset = state_dict["epoch_offset"]
         self._resume = (state_dict["epoch"], state_dict["batches"])
-        torch.set_rng_state(state_dict["rng"]["cpu"])
-        cuda = state_dict["rng"]["cuda"]
-        for device, state in enumerate(cuda[: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(state, device)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from timm.optim import param_groups_weight_decay
 from torch import Tensor
@@ -24,7 +25,7 @@ from ..utils import METADATA_KEYS
 from ..vocabulary import DEFAULT_POOL
 from .cuda_graph import GraphedTrainStep, StepRecords, canonical_checkpoint, clip_gradients
 from .regional import compile_blocks
-from .schedule import warmup_cosine_scheduler
+from .schedule import fit_schedule, warmup_cosine_scheduler
 
 __all__ = ["MoEMAEPretrainTask"]
 
@@ -163,18 +164,11 @@ class MoEMAEPretrainTask(BaseTask):
         optimizer = AdamW(
             groups, lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]), fused=fused or None
         )
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise ValueError(
-                "the learning-rate schedule needs a finite run: set trainer max_epochs or max_steps"
-            )
-        if total < 1:
-            raise ValueError(
-                "no training batches: the train split is smaller than one batch (torchgeo drops the "
-                "last incomplete train batch); lower data batch_size"
-            )
+        # sized to the run when training starts (see on_train_start)
         scheduler = warmup_cosine_scheduler(
-            optimizer, int(total), self.hparams["warmup_fraction"], self.hparams["min_lr"]
+            optimizer,
+            warmup_fraction=self.hparams["warmup_fraction"],
+            min_lr=self.hparams["min_lr"],
         )
         return {
             "optimizer": optimizer,
@@ -237,7 +231,8 @@ class MoEMAEPretrainTask(BaseTask):
         return bool(wanted)
 
     def on_train_start(self) -> None:
-        """Start with empty guard/utilisation records; compile blocks and set up the step."""
+        """Size the schedule to the run; start empty guard records; compile, set up the step."""
+        self._fit_schedule()
         self._records = StepRecords()
         if self.hparams["compile"] and not self._compiled:
             compile_blocks(self.model)
@@ -251,6 +246,36 @@ class MoEMAEPretrainTask(BaseTask):
                 self.trainer.gradient_clip_val,
                 self.trainer.gradient_clip_algorithm,
                 capture=self.device.type == "cuda",
+            )
+
+    def _fit_schedule(self) -> None:
+        """Span the schedule over this run's steps (``max_epochs``/``max_steps``).
+
+        Read here, not in :meth:`configure_optimizers`: reading the run's length there builds the
+        train loader before Lightning restores the loader's position and random state from a
+        checkpoint, and Lightning then never restores them (the resumed run would redo the
+        interrupted epoch with other masks). A resumed run keeps its schedule unless its length
+        changed (e.g. a finished run extended with a larger ``max_epochs``): it then continues on
+        the new length's cosine, and says so.
+        """
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError(
+                "the learning-rate schedule needs a finite run: set trainer max_epochs or max_steps"
+            )
+        if total < 1:
+            raise ValueError(
+                "no training batches: the train split is smaller than one batch (torchgeo drops the "
+                "last incomplete train batch); lower data batch_size"
+            )
+        config = trainer.lr_scheduler_configs[0]
+        before = fit_schedule(config.scheduler, int(total), self.hparams["warmup_fraction"])  # type: ignore[arg-type]
+        if before != total and self.global_step > 0:
+            rank_zero_info(
+                f"The learning-rate schedule now spans {int(total)} steps instead of the "
+                f"checkpoint's {before}: from step {self.global_step} the rate follows the new "
+                f"length's cosine (lr {trainer.optimizers[0].param_groups[0]['lr']:.3g})."
             )
 
     def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
