@@ -403,6 +403,36 @@ def test_resume_mid_epoch_continues_the_schedule(
     assert task.trainer.global_step == total
 
 
+def test_extending_a_finished_run_continues_on_the_longer_schedule(
+    tmp_path: Path,
+    make_loader: Loader,
+    make_trainer: Callable[..., Trainer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run finished at ``max_epochs=2`` and resumed with 4 trains on the 4-epoch cosine (it
+    trained at the finished schedule's lr 0 before), and says so."""
+    lr, per_epoch = 1e-3, 4
+
+    def run(epochs: int, *callbacks: Callback, ckpt_path: str | None = None) -> None:
+        last = ModelCheckpoint(tmp_path / "ckpt", save_top_k=0, save_last=True)
+        trainer = make_trainer(
+            tmp_path, max_epochs=epochs, enable_checkpointing=True, callbacks=[last, *callbacks]
+        )
+        task = MoEMAEPretrainTask(model="XXS", lr=lr, warmup_fraction=0.25)
+        trainer.fit(task, make_loader(n=4 * per_epoch), ckpt_path=ckpt_path)
+
+    run(2)
+    record = _Record()
+    with caplog.at_level("INFO"):
+        run(4, record, ckpt_path="last")
+    longer = WarmupCosine(4 * per_epoch, warmup_steps=per_epoch)
+    assert [s for s, _, _ in record.steps] == list(range(2 * per_epoch, 4 * per_epoch))
+    for step, _, rate in record.steps:
+        assert rate == pytest.approx(lr * longer(step)) and rate > 0
+    (message,) = [r.message for r in caplog.records if "schedule now spans" in r.message]
+    assert "16 steps instead of the checkpoint's 8" in message
+
+
 def _config_checkpoints(config: str, dirpath: Path, every_n_train_steps: int) -> list[Callback]:
     """The ModelCheckpoint callbacks of a shipped config, writing to ``dirpath``, with its
     every-N-steps interval scaled down to a short run."""

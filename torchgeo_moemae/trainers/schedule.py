@@ -77,11 +77,12 @@ def fit_schedule(scheduler: LambdaLR, total_steps: int, warmup_fraction: float) 
     Returns:
         The length the schedule had before (equal to ``total_steps`` when nothing changed).
     """
-    before = None
-    for schedule in scheduler.lr_lambdas:
-        assert isinstance(schedule, WarmupCosine)
-        before = schedule.total_steps
-        schedule.set_length(total_steps, round(warmup_fraction * total_steps))
+    # one WarmupCosine, shared by every parameter group
+    schedule = scheduler.lr_lambdas[0]
+    assert isinstance(schedule, WarmupCosine)
+    assert all(f is schedule for f in scheduler.lr_lambdas)
+    before = schedule.total_steps
+    schedule.set_length(total_steps, round(warmup_fraction * total_steps))
     # the rates of the current step, as LambdaLR.step computes them (bit for bit when unchanged)
     step = scheduler.last_epoch
     rates = [
@@ -90,5 +91,4 @@ def fit_schedule(scheduler: LambdaLR, total_steps: int, warmup_fraction: float) 
     for group, lr in zip(scheduler.optimizer.param_groups, rates, strict=True):
         group["lr"] = lr
     scheduler._last_lr = rates  # type: ignore[assignment]  # what get_last_lr() reports
-    assert before is not None
     return before
