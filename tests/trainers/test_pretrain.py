@@ -23,7 +23,7 @@ from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.models import MoEMAELandsat_Weights, SwiGLUMoE, create_mae
 from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
-from torchgeo_moemae.trainers.pretrain import expert_utilisation
+from torchgeo_moemae.trainers.pretrain import expert_utilisation, with_metadata
 from torchgeo_moemae.trainers.schedule import WarmupCosine
 
 from .conftest import NoHostSync
@@ -101,7 +101,9 @@ def test_unbounded_run_is_rejected(
 def test_missing_metadata_is_nan(make_loader: Loader) -> None:
     task = MoEMAEPretrainTask(model="XXS")
     batch = {"image": torch.randn(2, 7, 40, 40)}
-    meta = task._metadata(batch)
+    meta = with_metadata(batch)
+    image = meta.pop("image")
+    assert image is batch["image"]
     assert all(v.shape == (2,) and v.isnan().all() for v in meta.values())
     assert meta["time"].dtype == torch.float64
     task.eval()
@@ -286,20 +288,29 @@ def test_compile_flag_compiles_the_blocks(
     make_trainer: Callable[..., Trainer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    compiled = []
+    compiled, limits = [], set()
 
     def fake_compile(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
         compiled.append(fn.__self__)  # nn.Module.compile compiles its bound _call_impl
-        return fn
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            limits.add(torch._dynamo.config.recompile_limit)  # what a recompilation would see
+            return fn(*args, **kwargs)
+
+        return call
 
     # inductor itself is too slow for a unit test
     monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # too low for the blocks
     task = MoEMAEPretrainTask(model="XXS", compile=True)
     keys = set(task.state_dict())
     make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
     blocks = [*task.model.encoder.blocks, *task.model.decoder_blocks]
     assert compiled == blocks  # each block, once; embedding, metadata and losses stay eager
     assert set(task.state_dict()) == keys  # compiled in place: same checkpoint keys
+    # the blocks' calls may recompile for every distinct block; the global setting is untouched
+    distinct = {tuple((n, p.shape) for n, p in b.named_parameters()) for b in blocks}
+    assert limits == {4 * len(distinct)} and torch._dynamo.config.recompile_limit == 2
 
 
 # --- initial weights ----------------------------------------------------------------------------

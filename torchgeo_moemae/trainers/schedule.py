@@ -90,5 +90,5 @@ def fit_schedule(scheduler: LambdaLR, total_steps: int, warmup_fraction: float) 
     ]
     for group, lr in zip(scheduler.optimizer.param_groups, rates, strict=True):
         group["lr"] = lr
-    scheduler._last_lr = rates  # type: ignore[assignment]  # what get_last_lr() reports
+    scheduler._last_lr = rates  # what get_last_lr() reports
     return before
