@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torchgeo.main import main as torchgeo_main
 
+from torchgeo_moemae.analysis import masked_reconstruction_loss, reconstruct
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.models import MoEMAELandsat_Weights, SwiGLUMoE, create_mae
 from torchgeo_moemae.probe import Featurizer
@@ -96,6 +97,29 @@ def test_unbounded_run_is_rejected(
 
 
 # --- forward, metadata, logging -----------------------------------------------------------------
+
+
+def test_held_out_measures_hide_the_same_patches(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    """Batch i hides the same patches in the task's validation, ``masked_reconstruction_loss``
+    and ``reconstruct``: one masking rule for every held-out measure."""
+    task = MoEMAEPretrainTask(model="XXS", log_figures=False)
+    masks: list[torch.Tensor] = []
+    task.model.register_forward_hook(lambda m, args, out: masks.append(out.mask.clone()))
+    loader = make_loader(n=12, batch_size=4)  # unshuffled
+    make_trainer(tmp_path, limit_val_batches=None).validate(task, loader)
+    batches = list(loader)
+    by_task = masks[:]
+    masks.clear()
+    masked_reconstruction_loss(task.model, batches)
+    assert len(by_task) == len(masks) == 3
+    assert all(torch.equal(a, b) for a, b in zip(by_task, masks, strict=True))
+    assert not torch.equal(masks[0], masks[1])  # a masking per batch, not one for all
+    masks.clear()
+    first = batches[0]
+    out = reconstruct(task.model, first["image"], first["lat"], first["lon"], first["time"])
+    assert torch.equal(out["mask"], by_task[0].float())
 
 
 def test_missing_metadata_is_nan(make_loader: Loader) -> None:

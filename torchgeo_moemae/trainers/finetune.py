@@ -69,8 +69,6 @@ class FineTuneTask(ClassificationBase):
             weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
             patience: ReduceLROnPlateau patience (epochs).
         """
-        if task not in ("multilabel", "multiclass"):
-            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
         #: where the weights fine-tuning started from came from (recorded by :meth:`export`)
         self.initial_weights: Provenance = RANDOM_INIT

@@ -20,7 +20,7 @@ from ..models import create_mae
 from ..models.mae import MAEOutput
 from ..models.moe import MoEAux
 from ..probe.featurizer import Featurizer
-from ..utils import METADATA_KEYS
+from ..utils import METADATA_KEYS, fixed_masking
 from ..vocabulary import DEFAULT_POOL
 from .schedule import fit_schedule, warmup_cosine_scheduler
 from .train_step import TrainStepMixin
@@ -245,8 +245,7 @@ class MoEMAEPretrainTask(TrainStepMixin, BaseTask):
 
     def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, stage: str) -> None:
         """Losses with a fixed masking per batch index (comparable across epochs and runs)."""
-        gen = torch.Generator().manual_seed(batch_idx)
-        out = self(batch, mask_ratio=self.hparams["mask_ratio"], generator=gen)
+        out = self(batch, mask_ratio=self.hparams["mask_ratio"], generator=fixed_masking(batch_idx))
         loss = out.loss(self.hparams["alpha"], self.hparams["beta"])
         # means synchronised across DDP ranks (val_loss picks the best checkpoint)
         n = batch["image"].shape[0]
