@@ -325,16 +325,17 @@ def test_compile_flag_compiles_the_blocks(
 
     # inductor itself is too slow for a unit test
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # too low for the blocks
     task = MoEMAEPretrainTask(model="XXS", compile=True)
     keys = set(task.state_dict())
-    make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+    with torch._dynamo.config.patch(recompile_limit=2):  # too low for the blocks
+        make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+        global_limit = torch._dynamo.config.recompile_limit
     blocks = [*task.model.encoder.blocks, *task.model.decoder_blocks]
     assert compiled == blocks  # each block, once; embedding, metadata and losses stay eager
     assert set(task.state_dict()) == keys  # compiled in place: same checkpoint keys
     # the blocks' calls may recompile for every distinct block; the global setting is untouched
     distinct = {tuple((n, p.shape) for n, p in b.named_parameters()) for b in blocks}
-    assert limits == {4 * len(distinct)} and torch._dynamo.config.recompile_limit == 2
+    assert limits == {4 * len(distinct)} and global_limit == 2
 
 
 # --- initial weights ----------------------------------------------------------------------------

@@ -221,9 +221,9 @@ class MoEMAEPretrainTask(TrainStepMixin, BaseTask):
         return out.loss(self.hparams["alpha"], self.hparams["beta"]), loss_terms(out), util
 
     def training_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
-        """Masked reconstruction loss of a batch (the update: :meth:`train_step`)."""
+        """Masked reconstruction loss of a batch (the update: :meth:`run_step`)."""
         batch = with_metadata(batch)
-        loss, parts = self.train_step(batch, batch_idx)
+        loss, parts = self.run_step(batch, batch_idx)
         # the progress bar converts its metrics at every refresh: it shows validation only
         batch_size = batch["image"].shape[0]
         self.log("train_loss", loss, batch_size=batch_size)

@@ -1,7 +1,7 @@
 """A LightningModule's training step that never waits for the accelerator.
 
 :class:`TrainStepMixin` gathers what such a step needs from Lightning, so that a task only defines
-its losses (:meth:`TrainStepMixin.training_losses`) and calls :meth:`TrainStepMixin.train_step`
+its losses (:meth:`TrainStepMixin.training_losses`) and calls :meth:`TrainStepMixin.run_step`
 from ``training_step``. Each step:
 
 * records, without a host synchronisation, whether its loss was NaN/inf
@@ -74,7 +74,7 @@ class TrainStepMixin(LightningModule):
             p.device.type in _FUSED_DEVICES for p in self.parameters()
         )
 
-    def train_step(
+    def run_step(
         self, batch: dict[str, Tensor], batch_idx: int
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Run a training batch (the whole update, with the captured step); log ``lr``.
