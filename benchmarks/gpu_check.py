@@ -52,7 +52,8 @@ from bench_train import ALPHA, BETA, authors_step, our_step
 from torch import Tensor
 
 from torchgeo_moemae.models import MoEMAE, create_mae
-from torchgeo_moemae.trainers.cuda_graph import GraphedTrainStep, StepRecords
+from torchgeo_moemae.trainers.cuda_graph import GraphedTrainStep
+from torchgeo_moemae.trainers.guard import StepRecords
 from torchgeo_moemae.trainers.pretrain import expert_utilisation
 from torchgeo_moemae.trainers.regional import compile_blocks
 

@@ -10,28 +10,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-#: the child: ``target`` runs (its ``calls``-th call), then the process announces it and waits
-#: for the signal
+#: the child: ``target`` runs ``calls`` times, then the process announces it and waits for the
+#: signal
 _CHILD = """
 import importlib, pathlib, sys, time
 entry, module, qualname, ready, calls = sys.argv[1:6]
-entry_module, entry_name = entry.split(":")
-main = getattr(importlib.import_module(entry_module), entry_name)
 owner = importlib.import_module(module)
 *parents, name = qualname.split(".")
 for parent in parents:
     owner = getattr(owner, parent)
 original = getattr(owner, name)
-count = [0]
+done = []
 def wait_for_sigint(*args, **kwargs):
     result = original(*args, **kwargs)
-    count[0] += 1
-    if count[0] == int(calls):
+    done.append(True)
+    if len(done) == int(calls):
         pathlib.Path(ready).touch()
         time.sleep(120)
     return result
 setattr(owner, name, wait_for_sigint)
-sys.exit(main(sys.argv[6:]))
+main_module, main_name = entry.split(":")
+sys.exit(getattr(importlib.import_module(main_module), main_name)(sys.argv[6:]))
 """
 
 
@@ -53,9 +52,10 @@ def sigint_after(
         ready: a file the child creates when ``target`` has returned (must not exist).
         mid_work: called before the signal, to check the state of the interrupted work.
         sig: another signal instead (``signal.SIGKILL``: a killed process).
-        calls: signal after this call of ``target`` (1: the first).
-        entry: the command's ``module:function`` (``torchgeo.main:main`` for ``torchgeo``).
-        cwd: the child's working directory.
+        calls: the signal comes after the ``calls``-th return of ``target``.
+        entry: ``"module:function"`` of the command, called with ``argv``
+            (``"torchgeo.main:main"``: ``torchgeo argv``).
+        cwd: the working directory of the command.
 
     Returns:
         the exit code and what the command printed on stderr.
@@ -63,11 +63,12 @@ def sigint_after(
     module, qualname = target.split(":")
     proc = subprocess.Popen(
         [sys.executable, "-c", _CHILD, entry, module, qualname, str(ready), str(calls), *argv],
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        cwd=cwd,
+        # one thread, as in the tests' own process: the same arithmetic, bit for bit
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
     try:
         deadline = time.monotonic() + 120

@@ -14,11 +14,11 @@ import torch
 
 from tests.conftest import REAL_SAMPLE
 from tests.interrupt import sigint_after
+from torchgeo_moemae.analysis import masked_reconstruction_loss
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
 from torchgeo_moemae.models import create_mae
-from torchgeo_moemae.trainers.evaluate import masked_reconstruction_loss
 
 #: the warnings of the module's quickstart run
 WARNINGS: list[str] = []

@@ -130,12 +130,11 @@ def run_quickstart(
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.trainers import BaseTask
 
-    from .analysis.reconstruction import plot_reconstruction
+    from .analysis.reconstruction import masked_reconstruction_loss, plot_reconstruction
     from .datasets import make_synthetic_bigearthnet_ls
     from .export import export_encoder
     from .models import create_mae
     from .trainers import MoEMAEPretrainTask
-    from .trainers.evaluate import masked_reconstruction_loss
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["METADATA_KEYS", "batch_metadata", "default_device", "eval_mode", "file_sha256"]
+__all__ = [
+    "METADATA_KEYS",
+    "batch_metadata",
+    "default_device",
+    "eval_mode",
+    "file_sha256",
+    "fixed_masking",
+]
 
 #: Batch keys of the metadata the encoder takes as keywords (degrees, degrees, POSIX seconds UTC).
 METADATA_KEYS: tuple[str, str, str] = ("lat", "lon", "time")
@@ -39,6 +46,17 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.train(was_training)
+
+
+def fixed_masking(batch_idx: int = 0, seed: int = 0) -> torch.Generator:
+    """The masking of held-out batch ``batch_idx``: a CPU generator seeded with ``seed + batch_idx``.
+
+    Every held-out masked measure draws from it (the pre-training task's ``val_loss`` and
+    ``test_loss``, :func:`~torchgeo_moemae.analysis.reconstruct`,
+    :func:`~torchgeo_moemae.analysis.masked_reconstruction_loss`), so a batch hides the same
+    patches in every epoch, run and model, whichever measure draws them.
+    """
+    return torch.Generator().manual_seed(seed + batch_idx)
 
 
 def file_sha256(path: str | Path) -> str:

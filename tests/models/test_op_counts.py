@@ -20,8 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchgeo_moemae.models import MoEMAE, SwiGLUMoE, create_mae
 from torchgeo_moemae.models.checks import skip_value_checks
-from torchgeo_moemae.trainers.clipping import clip_grad_norm_
-from torchgeo_moemae.trainers.cuda_graph import clip_gradients
+from torchgeo_moemae.trainers.clipping import clip_grad_norm_, clip_gradients
 
 #: Upper bounds for size S: the MAE forward, one training step, and its dtype/device conversions.
 MAX_FORWARD_OPS = 1000

@@ -130,3 +130,14 @@ def test_val_loss_checkpoint_waits_for_validation(
         for callback in yaml.safe_load(path.read_text())["trainer"].get("callbacks", []):
             if callback["init_args"].get("monitor") == "val_loss":
                 assert callback["init_args"]["save_on_train_epoch_end"] is False, path
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_config_keeps_a_last_checkpoint_for_resume(config: Path) -> None:
+    """``--ckpt_path last`` finds a checkpoint from the first epoch's end on, whatever the
+    step interval, and every ``last.ckpt`` writer shares the one file (no ``last-v1.ckpt``)."""
+    callbacks = [c["init_args"] for c in yaml.safe_load(config.read_text())["trainer"]["callbacks"]]
+    last = [c for c in callbacks if c.get("save_last")]
+    assert any(c.get("save_on_train_epoch_end") and "every_n_train_steps" not in c for c in last)
+    assert all(c.get("enable_version_counter") is False for c in last)
+    assert len({c["dirpath"] for c in last}) == 1

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from torchgeo_moemae.models import SwiGLUMoE
 from torchgeo_moemae.trainers import MoEMAEPretrainTask
-from torchgeo_moemae.trainers.cuda_graph import GraphedTrainStep, StepRecords
+from torchgeo_moemae.trainers.cuda_graph import GraphedTrainStep
+from torchgeo_moemae.trainers.guard import StepRecords
 from torchgeo_moemae.trainers.schedule import warmup_cosine_scheduler
 
 from .conftest import NoHostSync
@@ -174,8 +175,8 @@ def test_task_graphed_step_matches_the_eager_path(
 ) -> None:
     eager = _fit(tmp_path / "eager", make_loader, make_trainer, None, max_epochs=2)
     graphed = _fit(tmp_path / "graph", make_loader, make_trainer, True, max_epochs=2)
-    assert eager._graphed is None and graphed._graphed is not None
-    assert (graphed._graphed.static_steps, graphed._graphed.eager_steps) == (4, 2)
+    assert eager.graphed is None and graphed.graphed is not None
+    assert (graphed.graphed.static_steps, graphed.graphed.eager_steps) == (4, 2)
     assert graphed.trainer.global_step == eager.trainer.global_step == 6
     for key, value in eager.state_dict().items():
         torch.testing.assert_close(graphed.state_dict()[key], value, rtol=0, atol=1e-6)
@@ -235,7 +236,7 @@ def test_graphed_step_is_capturable_code(
 
     task.training_step = checked  # type: ignore[method-assign]
     make_trainer(tmp_path, max_steps=3, gradient_clip_val=1.0).fit(task, make_loader(n=12))
-    assert len(calls) == 3 and task._graphed is not None and task._graphed.static_steps == 3
+    assert len(calls) == 3 and task.graphed is not None and task.graphed.static_steps == 3
 
 
 def test_cuda_graph_refuses_gradient_accumulation(
@@ -268,5 +269,5 @@ def test_task_captures_on_cuda(
     tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
 ) -> None:
     task = _fit(tmp_path, make_loader, make_trainer, None, max_epochs=3, accelerator="cuda")
-    assert task._graphed is not None and task._graphed.graph is not None
-    assert task._graphed.eager_steps == 3  # one partial batch per epoch
+    assert task.graphed is not None and task.graphed.graph is not None
+    assert task.graphed.eager_steps == 3  # one partial batch per epoch

@@ -19,11 +19,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torchgeo.main import main as torchgeo_main
 
+from torchgeo_moemae.analysis import masked_reconstruction_loss, reconstruct
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
 from torchgeo_moemae.models import MoEMAELandsat_Weights, SwiGLUMoE, create_mae
 from torchgeo_moemae.probe import Featurizer
 from torchgeo_moemae.trainers import LinearProbeTask, MoEMAEPretrainTask
-from torchgeo_moemae.trainers.pretrain import expert_utilisation
+from torchgeo_moemae.trainers.pretrain import expert_utilisation, with_metadata
 from torchgeo_moemae.trainers.schedule import WarmupCosine
 
 from .conftest import NoHostSync
@@ -98,10 +99,35 @@ def test_unbounded_run_is_rejected(
 # --- forward, metadata, logging -----------------------------------------------------------------
 
 
+def test_held_out_measures_hide_the_same_patches(
+    tmp_path: Path, make_loader: Loader, make_trainer: Callable[..., Trainer]
+) -> None:
+    """Batch i hides the same patches in the task's validation, ``masked_reconstruction_loss``
+    and ``reconstruct``: one masking rule for every held-out measure."""
+    task = MoEMAEPretrainTask(model="XXS", log_figures=False)
+    masks: list[torch.Tensor] = []
+    task.model.register_forward_hook(lambda m, args, out: masks.append(out.mask.clone()))
+    loader = make_loader(n=12, batch_size=4)  # unshuffled
+    make_trainer(tmp_path, limit_val_batches=None).validate(task, loader)
+    batches = list(loader)
+    by_task = masks[:]
+    masks.clear()
+    masked_reconstruction_loss(task.model, batches)
+    assert len(by_task) == len(masks) == 3
+    assert all(torch.equal(a, b) for a, b in zip(by_task, masks, strict=True))
+    assert not torch.equal(masks[0], masks[1])  # a masking per batch, not one for all
+    masks.clear()
+    first = batches[0]
+    out = reconstruct(task.model, first["image"], first["lat"], first["lon"], first["time"])
+    assert torch.equal(out["mask"], by_task[0].float())
+
+
 def test_missing_metadata_is_nan(make_loader: Loader) -> None:
     task = MoEMAEPretrainTask(model="XXS")
     batch = {"image": torch.randn(2, 7, 40, 40)}
-    meta = task._metadata(batch)
+    meta = with_metadata(batch)
+    image = meta.pop("image")
+    assert image is batch["image"]
     assert all(v.shape == (2,) and v.isnan().all() for v in meta.values())
     assert meta["time"].dtype == torch.float64
     task.eval()
@@ -286,20 +312,30 @@ def test_compile_flag_compiles_the_blocks(
     make_trainer: Callable[..., Trainer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    compiled = []
+    compiled, limits = [], set()
 
     def fake_compile(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
         compiled.append(fn.__self__)  # nn.Module.compile compiles its bound _call_impl
-        return fn
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            limits.add(torch._dynamo.config.recompile_limit)  # what a recompilation would see
+            return fn(*args, **kwargs)
+
+        return call
 
     # inductor itself is too slow for a unit test
     monkeypatch.setattr(torch, "compile", fake_compile)
     task = MoEMAEPretrainTask(model="XXS", compile=True)
     keys = set(task.state_dict())
-    make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+    with torch._dynamo.config.patch(recompile_limit=2):  # too low for the blocks
+        make_trainer(tmp_path, max_steps=1).fit(task, make_loader(n=4))
+        global_limit = torch._dynamo.config.recompile_limit
     blocks = [*task.model.encoder.blocks, *task.model.decoder_blocks]
     assert compiled == blocks  # each block, once; embedding, metadata and losses stay eager
     assert set(task.state_dict()) == keys  # compiled in place: same checkpoint keys
+    # the blocks' calls may recompile for every distinct block; the global setting is untouched
+    distinct = {tuple((n, p.shape) for n, p in b.named_parameters()) for b in blocks}
+    assert limits == {4 * len(distinct)} and global_limit == 2
 
 
 # --- initial weights ----------------------------------------------------------------------------
@@ -401,6 +437,36 @@ def test_resume_mid_epoch_continues_the_schedule(
     assert first_lr != pytest.approx(lr * schedule(0))  # the warm-up did not restart
     assert [s for s, _, _ in record.steps] == [6, 7]
     assert task.trainer.global_step == total
+
+
+def test_extending_a_finished_run_continues_on_the_longer_schedule(
+    tmp_path: Path,
+    make_loader: Loader,
+    make_trainer: Callable[..., Trainer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run finished at ``max_epochs=2`` and resumed with 4 trains on the 4-epoch cosine (it
+    trained at the finished schedule's lr 0 before), and says so."""
+    lr, per_epoch = 1e-3, 4
+
+    def run(epochs: int, *callbacks: Callback, ckpt_path: str | None = None) -> None:
+        last = ModelCheckpoint(tmp_path / "ckpt", save_top_k=0, save_last=True)
+        trainer = make_trainer(
+            tmp_path, max_epochs=epochs, enable_checkpointing=True, callbacks=[last, *callbacks]
+        )
+        task = MoEMAEPretrainTask(model="XXS", lr=lr, warmup_fraction=0.25)
+        trainer.fit(task, make_loader(n=4 * per_epoch), ckpt_path=ckpt_path)
+
+    run(2)
+    record = _Record()
+    with caplog.at_level("INFO"):
+        run(4, record, ckpt_path="last")
+    longer = WarmupCosine(4 * per_epoch, warmup_steps=per_epoch)
+    assert [s for s, _, _ in record.steps] == list(range(2 * per_epoch, 4 * per_epoch))
+    for step, _, rate in record.steps:
+        assert rate == pytest.approx(lr * longer(step)) and rate > 0
+    (message,) = [r.message for r in caplog.records if "schedule now spans" in r.message]
+    assert "16 steps instead of the checkpoint's 8" in message
 
 
 def _config_checkpoints(config: str, dirpath: Path, every_n_train_steps: int) -> list[Callback]:

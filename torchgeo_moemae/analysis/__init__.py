@@ -9,7 +9,12 @@ from .experts import (
     plot_expert_maps,
     routing_maps,
 )
-from .reconstruction import plot_reconstruction, reconstruct, to_rgb
+from .reconstruction import (
+    masked_reconstruction_loss,
+    plot_reconstruction,
+    reconstruct,
+    to_rgb,
+)
 from .sparsity import LayerSparsity, SparsityReport, sparsity_report
 
 __all__ = [
@@ -18,6 +23,7 @@ __all__ = [
     "ablate_expert",
     "expert_ablation_maps",
     "expert_contribution_maps",
+    "masked_reconstruction_loss",
     "plot_expert_maps",
     "plot_reconstruction",
     "plot_training_curves",

@@ -1,14 +1,20 @@
-"""MAE reconstruction figures: original, full reconstruction, masked input, masked reconstruction.
+"""MAE reconstructions: figures (original, full reconstruction, masked input, masked
+reconstruction) and the held-out masked reconstruction loss.
 
 The 75 %-masked reconstruction column shows, as in the MAE paper's figures, the model's
 prediction for the hidden patches with the *visible* patches pasted from the original image
 (the loss is dominated by the hidden patches; the visible ones are given to the encoder).
 Pass ``paste_visible=False`` to :func:`reconstruct` / :func:`plot_reconstruction` to show the raw
 prediction everywhere.
+
+Every held-out measure masks batch ``i`` the same way
+(:func:`~torchgeo_moemae.utils.fixed_masking`): the pre-training task's ``val_loss``/``test_loss``,
+:func:`reconstruct` and :func:`masked_reconstruction_loss`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,9 +25,51 @@ from torch import Tensor
 from ..bands import RGB_INDICES
 from ..models import MoEMAE
 from ..models.mae import patchify, unpatchify
-from ..utils import eval_mode
+from ..utils import batch_metadata, eval_mode, fixed_masking
 
-__all__ = ["plot_reconstruction", "reconstruct", "to_rgb"]
+__all__ = [
+    "masked_reconstruction_loss",
+    "plot_reconstruction",
+    "reconstruct",
+    "to_rgb",
+]
+
+
+@torch.no_grad()
+def masked_reconstruction_loss(
+    model: MoEMAE,
+    batches: Iterable[dict[str, Tensor]],
+    mask_ratio: float = 0.75,
+    seed: int = 0,
+    transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+) -> float:
+    """Mean over all masked patches of the per-patch sum of squared errors (``L_mask``).
+
+    The model runs in eval mode (deterministic routing, no dropout); batch ``i`` is masked by
+    :func:`~torchgeo_moemae.utils.fixed_masking` ``(i, seed)``, so two models evaluated on the same batches see exactly
+    the same visible patches. The model's train/eval mode is restored afterwards.
+
+    Args:
+        model: the MoE-MAE.
+        batches: dicts with ``image`` ``(B, 7, H, W)`` and optional ``lat``/``lon``/``time`` ``(B,)``.
+        mask_ratio: fraction of hidden patches.
+        seed: seed of the masking.
+        transform: applied to each batch first (e.g. a datamodule's normalisation ``aug``).
+    """
+    device = next(model.parameters()).device
+    total, count = 0.0, 0.0
+    with eval_mode(model):
+        for i, batch in enumerate(batches):
+            batch = transform(batch) if transform is not None else batch
+            x = batch["image"].to(device, torch.float32)
+            meta = {k: v.to(device) for k, v in batch_metadata(batch).items()}
+            out = model(x, **meta, mask_ratio=mask_ratio, generator=fixed_masking(i, seed))
+            masked = out.mask.sum().item()
+            total += out.loss_masked.item() * masked
+            count += masked
+    if count == 0:
+        raise ValueError("no batches to evaluate")
+    return total / count
 
 
 @torch.no_grad()
@@ -38,8 +86,8 @@ def reconstruct(
     """Reconstruct normalised images with and without masking, deterministically.
 
     The model runs in eval mode (deterministic routing, no dropout) without gradients; its
-    train/eval mode is restored afterwards. The masking is drawn from a CPU generator seeded
-    with ``seed``, so the same call always hides the same patches.
+    train/eval mode is restored afterwards. The masking is :func:`~torchgeo_moemae.utils.fixed_masking` ``(0, seed)``, so
+    the same call always hides the same patches.
 
     Args:
         model: the MoE-MAE.
@@ -63,7 +111,7 @@ def reconstruct(
         }
         b, size = x.shape[0], x.shape[-1]
         p, n = model.patch_size, model.num_patches
-        gen = torch.Generator().manual_seed(seed)
+        gen = fixed_masking(0, seed)
 
         # Full reconstruction: keep every patch, in order.
         ids_keep_full = torch.arange(n, device=device).expand(b, n).contiguous()

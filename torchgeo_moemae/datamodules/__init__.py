@@ -3,7 +3,7 @@
 from .bigearthnet_ls import BigEarthNetLSDataModule
 from .eurosat_ls import EuroSATLSDataModule
 from .packed import PackedBatchSampler, PackedDataModule
-from .resumable import ResumableLoader, ResumableSampler
+from .resumable import ResumableLoader, ResumableRandomState, ResumableSampler
 
 __all__ = [
     "BigEarthNetLSDataModule",
@@ -11,5 +11,6 @@ __all__ = [
     "PackedBatchSampler",
     "PackedDataModule",
     "ResumableLoader",
+    "ResumableRandomState",
     "ResumableSampler",
 ]

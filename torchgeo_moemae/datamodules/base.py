@@ -22,8 +22,9 @@ class LandsatBenchDataModule(ResumableRandomState, NonGeoDataModule):
     with ``augment`` the train batches are also randomly flipped. The kornia pipeline uses
     ``data_keys=None``: ``image`` is transformed, while ``label``, ``lat``, ``lon`` and ``time``
     pass through unchanged (flips do not move a patch's location or date). ``predict``
-    (``torchgeo predict``) runs on the test split. Training resumes where it stopped
-    (:mod:`~torchgeo_moemae.datamodules.resumable`).
+    (``torchgeo predict``) runs on the test split. Training resumes where a checkpoint stopped
+    (:class:`~torchgeo_moemae.datamodules.ResumableLoader`,
+    :class:`~torchgeo_moemae.datamodules.ResumableRandomState`).
     """
 
     def __init__(

@@ -1,10 +1,8 @@
-"""Training that resumes where it stopped: loaders that resume mid-epoch, and the random state.
+"""Training that resumes where it stopped: the loader's position and torch's random state.
 
-Lightning's checkpoints record where a :class:`ResumableLoader` stopped and restore it when a run
-resumes mid-epoch. torch's random state (which the model's masking and gate noise and the
-datamodules' flips draw from) is recorded by the datamodules (:func:`random_state`), whose state
-Lightning restores on every resume: also from a checkpoint written at an epoch's end, where it
-restores no loader (the epoch is finished).
+Lightning's checkpoints record the train loader's position (:class:`ResumableLoader`) and, through
+the datamodule (:class:`ResumableRandomState`), torch's random state, so that a resumed run draws
+the batches, masks, noise and flips an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -22,37 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 B = TypeVar("B")
-
-
-def random_state() -> dict[str, Any]:
-    """torch's CPU random state and, where CUDA is initialised, every device's."""
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-    return {"cpu": torch.get_rng_state(), "cuda": cuda}
-
-
-def restore_random_state(state: dict[str, Any]) -> None:
-    """Set torch's random state to one :func:`random_state` returned (under DDP rank 0's, saved
-    in the checkpoint, is restored on every rank)."""
-    torch.set_rng_state(state["cpu"])
-    for device, cuda in enumerate(state["cuda"][: torch.cuda.device_count()]):
-        torch.cuda.set_rng_state(cuda, device)
-
-
-class ResumableRandomState:
-    """A datamodule's checkpoint state: torch's random state, restored on every resume.
-
-    Mixed into a :class:`~lightning.pytorch.LightningDataModule` (before it in the bases), it
-    makes a resumed run draw the masks, gate noise and flips an uninterrupted one draws.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        """torch's random state at the checkpoint."""
-        return {"random_state": random_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the random state of :meth:`state_dict`."""
-        if "random_state" in state_dict:
-            restore_random_state(state_dict["random_state"])
 
 
 def ranks(trainer: Trainer | None) -> tuple[int, int]:
@@ -97,12 +64,38 @@ class ResumableSampler(DistributedSampler[T]):
         return super().__iter__()
 
 
+class ResumableRandomState:
+    """Checkpoint hooks of a LightningDataModule: torch's random state (CPU and CUDA).
+
+    The model's masking and noise and the datamodules' flips draw from it. Lightning saves
+    :meth:`state_dict` in every checkpoint and calls :meth:`load_state_dict` while restoring one,
+    before training starts (its sanity check runs on a copy of the state), so a resumed run draws
+    what an uninterrupted one would. Under DDP rank 0's state is saved, restored on every rank.
+
+    The train loader cannot carry this state: Lightning restores a loader only from a checkpoint
+    written mid-epoch, not from one written at an epoch's end.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's random state now: ``{"rng": {"cpu": ..., "cuda": [...]}}``."""
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        return {"rng": {"cpu": torch.get_rng_state(), "cuda": cuda}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Set torch's random state to a :meth:`state_dict`'s."""
+        torch.set_rng_state(state_dict["rng"]["cpu"])
+        cuda = state_dict["rng"]["cuda"]
+        for device, state in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
+
+
 class ResumableLoader(DataLoader[B]):
     """A training DataLoader over a :class:`ResumableSampler` that Lightning can resume mid-epoch.
 
     Lightning's fit loop saves :meth:`state_dict` in every checkpoint and, when training resumes
     from one written mid-epoch, calls :meth:`load_state_dict` before the first batch; the resumed
-    run then gets the remaining batches of the interrupted epoch, in the same order.
+    run then gets the remaining batches of the interrupted epoch, in the same order (the random
+    state is the datamodule's, see :class:`ResumableRandomState`).
 
     A run stopped by ``max_steps`` ends its epoch in Lightning's count, though not in the data:
     the resumed run first finishes that epoch's batches, and from then on the sampler's epoch is

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
 
@@ -83,6 +82,13 @@ class ClassificationBase(BaseTask):
         """The MoE-MAE encoder that reads the batches' metadata (None for other timm models)."""
         return None
 
+    def configure_losses(self) -> None:
+        """BCE-with-logits (``task="multilabel"``) or cross-entropy (``"multiclass"``)."""
+        task = self.hparams["task"]
+        if task not in ("multilabel", "multiclass"):
+            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+        self.criterion = nn.BCEWithLogitsLoss() if task == "multilabel" else nn.CrossEntropyLoss()
+
     def configure_metrics(self) -> None:
         """The paper's metrics per stage (torchmetrics collections)."""
         task, c = self.hparams["task"], self.hparams["num_classes"]
@@ -101,11 +107,8 @@ class ClassificationBase(BaseTask):
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         logits = self(batch)
         y = batch["label"]
-        if self.hparams["task"] == "multilabel":
-            loss = F.binary_cross_entropy_with_logits(logits, y.float())
-        else:
-            loss = F.cross_entropy(logits, y.long())
-        loss = loss + self.penalty()
+        target = y.float() if self.hparams["task"] == "multilabel" else y.long()
+        loss = self.criterion(logits, target) + self.penalty()
         bs = logits.shape[0]
         self.log(f"{stage}_loss", loss, batch_size=bs, prog_bar=stage != "test")
         metrics = getattr(self, f"{stage}_metrics")

@@ -1,4 +1,4 @@
-"""Gradient-norm clipping with a constant number of operations, whatever the parameter count."""
+"""Gradient clipping as the Trainer asks, with a constant number of operations and no host sync."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "clip_gradients"]
 
 
 @torch.no_grad()
@@ -31,3 +31,18 @@ def clip_grad_norm_(
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, norm_type)), norm_type)
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total, foreach=True)
     return total
+
+
+def clip_gradients(params: list[Tensor], value: float | None, algorithm: str | None) -> None:
+    """Clip as Lightning's ``gradient_clip_val``/``gradient_clip_algorithm`` say, without a sync.
+
+    :func:`clip_grad_norm_` multiplies by a clamped coefficient (no host read) and never raises
+    on non-finite norms: the non-finite guard (:mod:`~torchgeo_moemae.trainers.guard`) handles
+    those.
+    """
+    if not value:
+        return
+    if algorithm == "value":
+        torch.nn.utils.clip_grad_value_(params, value)
+    else:
+        clip_grad_norm_(params, value)

@@ -1,15 +1,11 @@
-"""A whole training step replayed as one CUDA graph, and the on-device records it keeps.
+"""A whole training step replayed as one CUDA graph.
 
 Launching a small model's ~4,000 kernels one by one from Python costs far more than the kernels
 themselves. :class:`GraphedTrainStep` records forward, loss, backward, gradient clipping, the
-non-finite guard and the fused AdamW update once as a CUDA graph and replays it for every batch
-of the recorded shape, after copying the batch into static input buffers. Without capture (CPU,
-or ``capture=False``) the same object runs the same code eagerly on the same buffers, so its
-logic is testable anywhere.
-
-:class:`StepRecords` keeps what the host looks at only now and then (the first non-finite step,
-the expert utilisation) as device tensors updated in place, so that recording them never waits
-for the device and stays valid inside a captured graph.
+non-finite guard (:class:`~torchgeo_moemae.trainers.guard.StepRecords`) and the fused AdamW update
+once as a CUDA graph and replays it for every batch of the recorded shape, after copying the batch
+into static input buffers. Without capture (CPU, or ``capture=False``) the same object runs the
+same code eagerly on the same buffers, so its logic is testable anywhere.
 """
 
 from __future__ import annotations
@@ -18,118 +14,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
 from ..models.checks import skip_value_checks
-from .clipping import clip_grad_norm_
+from .clipping import clip_gradients
+from .guard import StepRecords
 
-__all__ = [
-    "GraphedTrainStep",
-    "LossFn",
-    "StepRecords",
-    "canonical_checkpoint",
-    "clip_gradients",
-]
+__all__ = ["GraphedTrainStep", "LossFn", "canonical_checkpoint"]
 
 #: ``batch -> (loss, named loss parts to log, expert utilisation (U,))``; runs the model.
 LossFn = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor], Tensor]]
 
 
-class StepRecords:
-    """On-device records of the non-finite guard and the expert utilisation.
-
-    :meth:`update` runs inside the training step without reading anything on the host; the
-    host reads the records with :meth:`raise_if_non_finite` and :meth:`pop_utilisation` only at
-    its checks. The tensors are allocated at the first update and then only written in place
-    (a captured graph keeps their addresses); the per-sample NaN/inf flags have the first
-    batch's size (the full batch: later batches are never larger).
-    """
-
-    def __init__(self) -> None:
-        self.where: Tensor | None = None  # (global step, epoch, batch index) of the first bad step
-        self.loss: Tensor | None = None  # its loss
-        self.samples: Tensor | None = None  # (B,) its samples with NaN/inf pixels
-        self.util_sum: Tensor | None = None  # (U,) utilisation summed over samples
-        self.util_weight = 0  # samples in util_sum (counted on the host)
-
-    def update(self, loss: Tensor, image: Tensor, where: Tensor, util: Tensor) -> Tensor:
-        """Record one step; returns its non-finite flag (``0.``/``1.``, AdamW's ``found_inf``).
-
-        Args:
-            loss: the step's total loss ``()``.
-            image: the batch's images ``(B, ...)``.
-            where: ``(3,)`` long: global step, epoch, batch index.
-            util: expert utilisation of the step ``(U,)``.
-        """
-        loss = loss.detach().float()
-        bad = ~torch.isfinite(loss)
-        samples = ~torch.isfinite(image.detach()).flatten(1).all(1)
-        if self.where is None or self.loss is None or self.samples is None:
-            self.where = torch.full_like(where, -1)
-            self.loss = loss.new_zeros(())
-            self.samples = samples.new_zeros(samples.shape)
-            self.util_sum = torch.zeros_like(util, dtype=torch.float32)
-        n = self.samples.shape[0]
-        samples = F.pad(samples[:n], (0, n - min(n, samples.shape[0])))
-        first = bad & (self.where[0] < 0)
-        self.where.copy_(torch.where(first, where, self.where))
-        self.loss.copy_(torch.where(first, loss, self.loss))
-        self.samples.copy_(torch.where(first, samples, self.samples))
-        assert self.util_sum is not None
-        self.util_sum.add_(util.detach().float() * image.shape[0])
-        return bad.float()
-
-    def count(self, batch_size: int) -> None:
-        """Count a recorded step's samples for the utilisation mean (host side, every step)."""
-        self.util_weight += batch_size
-
-    def raise_if_non_finite(self) -> None:
-        """Raise if a non-finite loss was recorded (one host synchronisation)."""
-        if self.where is None or self.loss is None or self.samples is None:
-            return
-        step, epoch, batch_idx = self.where.tolist()
-        if step < 0:
-            return
-        bad = self.samples.nonzero().flatten().tolist()
-        cause = (
-            f"the input image has NaN/inf values in samples {bad} of the batch"
-            if bad
-            else "the input is finite, so the weights or an overflow produced it"
-        )
-        raise RuntimeError(
-            f"non-finite training loss ({self.loss.item()}) at batch {batch_idx} "
-            f"(epoch {epoch}, global step {step}): {cause}. The update of that step was skipped, "
-            "so the weights are not corrupted."
-        )
-
-    def pop_utilisation(self) -> list[float] | None:
-        """Mean utilisation since the last call (one host synchronisation); None if nothing."""
-        if self.util_sum is None or not self.util_weight:
-            return None
-        means = (self.util_sum / self.util_weight).tolist()
-        self.util_sum.zero_()  # in place: a captured graph keeps adding to this tensor
-        self.util_weight = 0
-        return means
-
-
 def _grad_params(optimizer: Optimizer) -> list[Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-def clip_gradients(params: list[Tensor], value: float | None, algorithm: str | None) -> None:
-    """Clip as Lightning's ``gradient_clip_val``/``gradient_clip_algorithm`` say, without a sync.
-
-    :func:`~torchgeo_moemae.trainers.clipping.clip_grad_norm_` multiplies by a clamped
-    coefficient (no host read) and never raises on non-finite norms; the guard handles those.
-    """
-    if not value:
-        return
-    if algorithm == "value":
-        torch.nn.utils.clip_grad_value_(params, value)
-    else:
-        clip_grad_norm_(params, value)
 
 
 class GraphedTrainStep:
@@ -139,9 +38,9 @@ class GraphedTrainStep:
     is copied into the static buffers and replayed (or, without capture, run on them eagerly);
     a batch of any other shape (the last, partial batch of an epoch) runs eagerly (compiled
     blocks included) and is counted in :attr:`eager_steps`: nothing is silently recaptured or
-    recompiled. The first ``warmup_steps``
-    full batches run eagerly on a side stream (they create the optimiser state and the libraries'
-    workspaces, which a capture cannot), then the next one is captured and replayed.
+    recompiled. The first ``warmup_steps`` full batches run eagerly on a side stream (they create
+    the optimiser state and the libraries' workspaces, which a capture cannot), then the next one
+    is captured and replayed.
 
     What a replay needs from outside is updated in place: the learning rates are device tensors
     that an LR scheduler fills (:func:`torch.optim.lr_scheduler.LRScheduler` does so for tensor

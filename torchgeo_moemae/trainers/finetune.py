@@ -71,8 +71,6 @@ class FineTuneTask(ClassificationBase):
             weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
             patience: ReduceLROnPlateau patience (epochs).
         """
-        if task not in ("multilabel", "multiclass"):
-            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
         super().__init__()
 

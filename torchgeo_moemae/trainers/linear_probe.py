@@ -65,8 +65,6 @@ class LinearProbeTask(ClassificationBase):
             l2: L2 penalty ``l2 / 2 * ||W||^2`` added to the mean loss.
         """
         check_pool(pool)
-        if task not in ("multilabel", "multiclass"):
-            raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
         self.weights = weights
         super().__init__()
 

@@ -22,6 +22,11 @@ def compile_blocks(model: nn.Module, **kwargs: Any) -> int:
     place, so the state-dict keys (and checkpoints) do not change. Everything outside the blocks
     (embedding, metadata, losses) stays eager.
 
+    The blocks share Dynamo's cache of one code object (``Module._call_impl``): one entry per
+    distinct block and batch shape. Their calls run with a recompile limit high enough for a few
+    batch shapes of every distinct block; the process-wide limit (``torch._dynamo.config``) stays
+    as it is.
+
     Args:
         model: a module containing the blocks (an MAE or an encoder).
         kwargs: passed to :func:`torch.compile` (default: static shapes, default mode).
@@ -31,11 +36,11 @@ def compile_blocks(model: nn.Module, **kwargs: Any) -> int:
     """
     blocks = [m for m in model.modules() if isinstance(m, MoEBlock)]
     distinct = {tuple((n, p.shape) for n, p in b.named_parameters()) for b in blocks}
-    # each distinct block (and batch shape) is one cache entry of the shared code object
-    # (Module._call_impl): allow them all, for a few batch shapes (e.g. benchmarks' settings)
-    limit = torch._dynamo.config.recompile_limit
-    torch._dynamo.config.recompile_limit = max(limit, 4 * len(distinct))
+    limit = max(torch._dynamo.config.recompile_limit, 4 * len(distinct))
     kwargs.setdefault("dynamic", False)  # dynamic shapes cost more to compile, and run slower
     for block in blocks:
         block.compile(**kwargs)
+        # Dynamo reads the limit when a call misses its cache: patch it around the calls only
+        patch = torch._dynamo.config.patch(recompile_limit=limit)
+        block._compiled_call_impl = patch(block._compiled_call_impl)
     return len(distinct)
