@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "PretrainedWeightsError", "root_cause"]
+__all__ = ["CheckpointError", "PretrainedWeightsError", "UntrainedWeightsWarning", "root_cause"]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -11,6 +11,10 @@ class PretrainedWeightsError(RuntimeError):
 
 class CheckpointError(ValueError):
     """A checkpoint file is damaged, empty or of the wrong kind; the message is one line."""
+
+
+class UntrainedWeightsWarning(UserWarning):
+    """A checkpoint records no training (its weights are as initialised); the message names it."""
 
 
 def root_cause(err: BaseException) -> str:

@@ -33,11 +33,12 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PretrainedWeightsError
+from ..errors import PretrainedWeightsError, UntrainedWeightsWarning
 from ..vocabulary import DATASETS, weights_kind
 
 __all__ = [
@@ -323,15 +324,18 @@ def run_command(
     check: Callable[[argparse.Namespace], None] | None = None,
 ) -> int:
     """Check the arguments (``check``, before torch is imported), set the torch threads, run the
-    command; report :data:`USER_ERRORS` in one line (exit 2)."""
+    command; report :data:`USER_ERRORS` in one line (exit 2), and the package's warnings about
+    the user's inputs (:class:`~torchgeo_moemae.errors.UntrainedWeightsWarning`) in one line."""
     try:
-        if check is not None:
-            check(args)
-        if args.threads > 0:
-            import torch
+        with warnings.catch_warnings():  # restores the previous showwarning
+            warnings.showwarning = _warning_lines(args.command, warnings.showwarning)
+            if check is not None:
+                check(args)
+            if args.threads > 0:
+                import torch
 
-            torch.set_num_threads(args.threads)
-        return int(run(args) or 0)
+                torch.set_num_threads(args.threads)
+            return int(run(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
             raise
@@ -342,6 +346,21 @@ def run_command(
             raise
         print(f"moemae {args.command}: error: {one_line(err, args)}", file=sys.stderr)
         return 2
+
+
+def _warning_lines(command: str, show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` printing an input warning as ``moemae <command>: warning: ...``
+    (not Python's two lines naming the package's source line); other warnings go to ``show``."""
+
+    def showwarning(
+        message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+    ) -> None:
+        if issubclass(category, UntrainedWeightsWarning):
+            print(f"moemae {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return showwarning
 
 
 def one_line(err: BaseException, args: argparse.Namespace) -> str:
