@@ -159,7 +159,8 @@ def check_output(
     existing = [p for p in existing if p.exists() and not (folder and not contents and _empty(p))]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
-        raise FileExistsError(f"{what} {names} already exists; {OVERWRITE_HINT}")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise FileExistsError(f"{what} {names} already {verb}; {OVERWRITE_HINT}")
     return path
 
 
