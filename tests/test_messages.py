@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
 import timm
 
 from tests.data.golden.make_golden import authors_state_dict
+from torchgeo_moemae.cli import build_parser
 from torchgeo_moemae.models import MoEMAEEncoder
 from torchgeo_moemae.models.convert import convert_upstream_state_dict
 from torchgeo_moemae.models.registry import MODEL_SIZES
@@ -43,3 +46,25 @@ def test_timm_missing_weights_file_is_named(tmp_path: Path) -> None:
             "moemae_landsat_xxs", pretrained=True, pretrained_cfg_overlay=dict(file=str(missing))
         )
     assert str(info.value).startswith(f"pretrained_cfg_overlay file not found: {missing} (")
+
+
+def _commented_commands() -> list[tuple[str, str]]:
+    """``(file, command line)`` of every ``moemae`` command in the shipped configs' comments."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*sorted((root / "configs").glob("*.yaml")), root / "examples" / "quickstart.yaml"]
+    return [
+        (file.name, line.lstrip("# ").strip())
+        for file in files
+        for line in file.read_text().splitlines()
+        if re.match(r"#\s+moemae ", line)
+    ]
+
+
+@pytest.mark.parametrize(("file", "line"), _commented_commands())
+def test_commands_in_config_comments_parse(file: str, line: str) -> None:
+    """A config's comment showed ``moemae export CKPT DIR``, a form the command does not take."""
+    argv = shlex.split(line, comments=True)[1:]
+    try:
+        build_parser(argv[0]).parse_args(argv)
+    except SystemExit:
+        pytest.fail(f"{file}: `{line}` is not a valid moemae command line")
