@@ -41,6 +41,8 @@ def _relocate(config: dict[str, Any], out: Path, data: Path, max_epochs: int | N
     config["data"]["init_args"]["root"] = str(data)
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(out / "train")
+    if isinstance(trainer.get("logger"), dict):
+        trainer["logger"].setdefault("init_args", {})["save_dir"] = str(out / "train")
     for callback in trainer.get("callbacks") or []:
         if callback.get("class_path", "").endswith("ModelCheckpoint"):
             callback.setdefault("init_args", {})["dirpath"] = str(out / "train" / "checkpoints")

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PretrainedWeightsError, UntrainedWeightsWarning
+from ..errors import INPUT_ERRORS, UntrainedWeightsWarning
 from ..vocabulary import DATASETS, weights_kind
 
 __all__ = [
@@ -79,12 +79,7 @@ class CommandError(Exception):
 
 #: Exceptions reported as one line: OSError covers missing files, permissions and read-only
 #: folders; ValueError covers bad arguments, unreadable checkpoints and weights of the wrong size.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    CommandError,
-    OSError,
-    ValueError,
-    PretrainedWeightsError,
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (CommandError, *INPUT_ERRORS)
 
 
 def _physical_cores() -> int | None:

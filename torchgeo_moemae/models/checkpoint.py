@@ -167,7 +167,8 @@ class Checkpoint:
                 provenance = Provenance(url, entry=str(weights))
         except OSError as err:  # offline without cache, network errors, missing entries
             raise PretrainedWeightsError(
-                f"Could not load pretrained weights for {name!r} from {url}: {err}. "
+                f"Could not load pretrained weights for {name!r} from {url}: "
+                f"{str(err).rstrip('.')}. "
                 f"{how_to_load(name)}{hub_hint() if hub else ''}."
             ) from err
         recorded = weights.meta.get("hour_encoding")

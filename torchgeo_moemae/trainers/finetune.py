@@ -10,6 +10,7 @@ from timm.optim import param_groups_layer_decay
 from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
+from ..errors import reported_in_one_line
 from ..export import save_export
 from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
 from ..models.checkpoint import RANDOM_INIT
@@ -78,7 +79,8 @@ class FineTuneTask(ClassificationBase):
 
     def configure_models(self) -> None:
         """The encoder with a fresh head; the backbone frozen if asked."""
-        checkpoint = None if self.weights is None else load_weights(self.weights)
+        with reported_in_one_line():  # not buried in `torchgeo fit`'s jsonargparse traceback
+            checkpoint = None if self.weights is None else load_weights(self.weights)
         if checkpoint is not None:
             self.initial_weights = checkpoint.provenance
         self.model = create_encoder(

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
 from ..bands import BANDS, PATCH_SIZE
+from ..errors import reported_in_one_line
 from ..models import create_encoder
 from ..probe.featurizer import Featurizer, check_pool
 from ..vocabulary import DEFAULT_POOL, Pool
@@ -73,7 +74,8 @@ class LinearProbeTask(ClassificationBase):
     # ------------------------------------------------------------------ setup
     def configure_models(self) -> None:
         """Frozen encoder + linear head sized from a dummy forward pass."""
-        self.encoder = create_encoder(self.hparams["model"], self.weights)
+        with reported_in_one_line():  # not buried in `torchgeo fit`'s jsonargparse traceback
+            self.encoder = create_encoder(self.hparams["model"], self.weights)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
         self.featurizer = Featurizer(self.encoder, self.hparams["prenorm"])
