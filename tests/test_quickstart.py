@@ -145,10 +145,21 @@ def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
 
 def test_sigint_during_pretraining_stops_the_run(tmp_path: Path) -> None:
     """A Ctrl-C during pre-training ended in Lightning's exit code 1, unlike every other stage:
-    it ends the run with one line and the shell's code for a SIGINT (130)."""
-    argv = ["quickstart", "--out", str(tmp_path / "out"), "--threads", "1"]
+    it ends the run with one line and the shell's code for a SIGINT (130). An interrupted
+    ``--overwrite`` run left the earlier run's metrics.json beside its own files, and a rerun
+    wrote last-v1.ckpt and version_1 beside the earlier run's."""
+    out = tmp_path / "out"
+    earlier = ["metrics.json", "train/checkpoints/last.ckpt", "train/lightning_logs/version_0/x"]
+    for name in earlier:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}")
+    argv = ["quickstart", "--out", str(out), "--threads", "1", "--overwrite"]
     target = "torchgeo_moemae.trainers:MoEMAEPretrainTask.training_step"
     code, err = sigint_after(target, argv, tmp_path / "ready")
     assert code == 130, err
     assert err.splitlines()[-1] == "moemae quickstart: interrupted"
-    assert "Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()
+    assert "Traceback" not in err and not (out / "metrics.json").exists()
+    train = out / "train"
+    assert not (train / "checkpoints" / "last.ckpt").exists()
+    assert [p.name for p in (train / "lightning_logs").iterdir()] == ["version_0"]
+    assert not (train / "lightning_logs" / "version_0" / "x").exists()
