@@ -22,7 +22,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing packs of other content (a pack of the same content is reused)",
+        help="replace existing packs (default: a pack of the same content is reused, one of "
+        "other content refused)",
     )
 
 
@@ -34,11 +35,12 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
+    """Pack each requested split into ``args.out/<split>``; prints each pack and whether it was
+    written, rewritten or reused."""
     from ..datasets.packed import pack_dataset
 
     for split in split_names(args.split, "--split"):
-        path = pack_dataset(
+        pack_dataset(
             args.dataset,
             args.out / split,
             split=split,
@@ -48,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
             patch_size=args.patch_size,
             on_error=args.on_error,
             max_fill_fraction=args.max_fill_fraction,
+            log=print,
         )
-        print(path)
     return 0
