@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from tests.conftest import REAL_SAMPLE
 from tests.interrupt import sigint_after
+from torchgeo_moemae.analysis import figures
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
@@ -22,6 +24,8 @@ from torchgeo_moemae.trainers.evaluate import masked_reconstruction_loss
 
 #: the warnings of the module's quickstart run
 WARNINGS: list[str] = []
+#: the captions (weights, data) of its figures
+CAPTIONS: list[tuple[str, str]] = []
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +35,20 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     torch.set_num_threads(1)  # see tests/trainers/conftest.py
     out = tmp_path_factory.mktemp("quickstart")
     printed = io.StringIO()
+    label = figures.label_figure
+
+    def recorded(fig: Figure, weights: object, data: str) -> Figure:
+        CAPTIONS.append((str(weights), data))
+        return label(fig, weights, data)
+
     try:
-        with contextlib.redirect_stdout(printed), warnings.catch_warnings(record=True) as caught:
+        with (
+            contextlib.redirect_stdout(printed),
+            warnings.catch_warnings(record=True) as caught,
+            pytest.MonkeyPatch.context() as patch,
+        ):
             warnings.simplefilter("always")
+            patch.setattr(figures, "label_figure", recorded)
             code = moemae_main(["quickstart", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
@@ -54,6 +69,11 @@ def test_outputs_exist_and_are_printed(quickstart: tuple[Path, dict[str, Any], s
     for name in ("pretrained", "random_init"):
         assert (Path(paths["probe"]) / name / "metrics.json").is_file()
     assert "pre-trained" in printed and "random init" in printed
+    # the figure names its weights and data (a random-init one looks much the same)
+    (weights, data), *_ = CAPTIONS
+    encoder = Path(paths["encoder"])
+    assert weights.startswith(f"{encoder / 'mae.safetensors'}, sha256 ")
+    assert data == f"synthetic BigEarthNet-L test split ({paths['data']}), its first 4 images"
 
 
 def _held_out(

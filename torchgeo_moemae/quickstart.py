@@ -190,10 +190,11 @@ def run_quickstart(
 
 @dataclass
 class _Pretraining:
-    """What step 2 made: the task and its data and trainer, the random-init export (before
-    training), and the checkpoints the training wrote."""
+    """What step 2 made: the task, its data (folder and datamodule) and trainer, the random-init
+    export (before training), and the checkpoints the training wrote."""
 
     task: MoEMAEPretrainTask
+    data: Path
     datamodule: Any
     trainer: Trainer
     init_dir: Path
@@ -251,25 +252,26 @@ def _pretrain(
     checkpoint, last_checkpoint = written_checkpoints(trainer)
     if not checkpoint:
         raise RuntimeError(f"{config}: the training saved no checkpoint (add a ModelCheckpoint)")
-    return _Pretraining(task, datamodule, trainer, init_dir, checkpoint, last_checkpoint)
+    return _Pretraining(task, data, datamodule, trainer, init_dir, checkpoint, last_checkpoint)
 
 
 def _reconstruction(
     run: _Pretraining, exports: dict[str, Path], figure: Path, seed: int
 ) -> tuple[dict[str, float], Path]:
     """Step 5: the masked reconstruction loss of each export on the test split, and the figure
-    of the pre-trained one."""
+    of the pre-trained one (captioned with its weights and data)."""
+    from .analysis.figures import label_figure, save_figure
     from .analysis.reconstruction import plot_reconstruction
-    from .models import create_mae
+    from .models import create_mae, load_weights
+    from .models.factory import mae_weights
     from .trainers.evaluate import masked_reconstruction_loss
 
     datamodule = run.datamodule
     datamodule.setup("test")
     test_batches = list(datamodule.test_dataloader())
     size, mask_ratio = run.task.hparams["model"], run.task.hparams["mask_ratio"]
-    maes = {
-        name: create_mae(size, folder, mask_ratio=mask_ratio) for name, folder in exports.items()
-    }
+    weights = {name: load_weights(mae_weights(folder)) for name, folder in exports.items()}
+    maes = {name: create_mae(size, w, mask_ratio=mask_ratio) for name, w in weights.items()}
     recon = {
         name: masked_reconstruction_loss(mae, test_batches, mask_ratio, seed, datamodule.aug)
         for name, mae in maes.items()
@@ -278,8 +280,9 @@ def _reconstruction(
     fig = plot_reconstruction(
         maes["pretrained"], batch["image"], batch["lat"], batch["lon"], batch["time"], mask_ratio
     )
-    with atomic_path(figure) as partial:
-        fig.savefig(partial, dpi=100, format="png")
+    shown = min(4, len(batch["image"]))  # plot_reconstruction's default rows
+    data = f"synthetic BigEarthNet-L test split ({run.data}), its first {shown} images"
+    save_figure(label_figure(fig, weights["pretrained"].provenance, data), figure, dpi=100)
     return recon, figure
 
 

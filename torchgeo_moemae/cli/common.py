@@ -30,6 +30,7 @@ of the wrong size, a bad argument value, weights that cannot be fetched) print o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -259,10 +260,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, nested: bool = False) 
         "--threads",
         type=int,
         default=default if nested else default_threads(),
-        help="torch CPU threads (0: torch's default; default: the physical cores, at most "
-        f"{MAX_DEFAULT_THREADS})"
+        help="CPU threads of torch and scikit-learn (0: their defaults; default: the physical "
+        f"cores, at most {MAX_DEFAULT_THREADS})"
         if nested
-        else "torch CPU threads (0: torch's default; default: %(default)s)",
+        else "CPU threads of torch and scikit-learn (0: their defaults; default: %(default)s)",
     )
     parser.add_argument(
         "--debug",
@@ -318,18 +319,24 @@ def run_command(
     args: argparse.Namespace,
     check: Callable[[argparse.Namespace], None] | None = None,
 ) -> int:
-    """Check the arguments (``check``, before torch is imported), set the torch threads, run the
-    command; report :data:`USER_ERRORS` in one line (exit 2), and the package's warnings about
-    the user's inputs (:class:`~torchgeo_moemae.errors.UntrainedWeightsWarning`) in one line."""
+    """Check the arguments (``check``, before torch is imported), set the threads (torch's, and
+    the OpenMP and BLAS pools scikit-learn uses, for the command), run the command; report
+    :data:`USER_ERRORS` in one line (exit 2), and the package's warnings about the user's inputs
+    (:class:`~torchgeo_moemae.errors.UntrainedWeightsWarning`) in one line."""
     try:
-        with warnings.catch_warnings():  # restores the previous showwarning
+        # catch_warnings restores the previous showwarning
+        with warnings.catch_warnings(), contextlib.ExitStack() as limits:
             warnings.showwarning = _warning_lines(args.command, warnings.showwarning)
             if check is not None:
                 check(args)
             if args.threads > 0:
                 import torch
+                from threadpoolctl import threadpool_limits
 
                 torch.set_num_threads(args.threads)
+                # scikit-learn's OpenMP loops spin-wait: on a busy 2-core machine a 1000-point
+                # t-SNE took 42 s on 2 threads, 5 s on 1
+                limits.enter_context(threadpool_limits(args.threads))
             return int(run(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
