@@ -97,3 +97,13 @@ def test_command_names_untrained_weights_in_one_line(
         f"moemae export: warning: {ckpt}: untrained weights, the checkpoint records no training "
         "(a Lightning checkpoint at global_step 0); results from it say nothing about pre-training"
     )
+    # the authors' format sample: read twice by export (its kind, then its weights), named once
+    pth = tmp_path / "pretrained_S_best.pth"
+    state = authors_state_dict("S")
+    torch.save({"epoch": 0, "model_state": state, "best_train_loss": float("nan")}, pth)
+    assert main(["export", str(pth), "--out", str(tmp_path / "authors")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"moemae export: warning: {pth}: untrained weights, the checkpoint records no training "
+        "(epoch 0, best_train_loss nan); results from it say nothing about pre-training"
+    ]

@@ -298,7 +298,7 @@ def warn_if_untrained(checkpoint: Mapping[str, Any], source: str | Path) -> None
             f"{source}: untrained weights, the checkpoint records no training ({reason}); "
             "results from it say nothing about pre-training",
             UntrainedWeightsWarning,
-            stacklevel=3,
+            stacklevel=2,  # one place: a file read twice is named once
         )
 
 
