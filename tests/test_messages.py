@@ -15,7 +15,7 @@ import timm
 from tests.data.golden.make_golden import authors_state_dict
 from torchgeo_moemae.cli import build_parser
 from torchgeo_moemae.datasets import make_synthetic_bigearthnet_ls
-from torchgeo_moemae.errors import reported_in_one_line
+from torchgeo_moemae.errors import PretrainedWeightsError, reported_in_one_line
 from torchgeo_moemae.models import MoEMAEEncoder
 from torchgeo_moemae.models.convert import convert_upstream_state_dict
 from torchgeo_moemae.models.registry import MODEL_SIZES
@@ -48,7 +48,7 @@ def test_too_deep_checkpoint_says_both_block_counts() -> None:
 def test_timm_missing_weights_file_is_named(tmp_path: Path) -> None:
     """timm's FileNotFoundError has no text: the message ended ``from nope.pth: .``."""
     missing = tmp_path / "nope.pth"
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(PretrainedWeightsError) as info:
         timm.create_model(
             "moemae_landsat_xxs", pretrained=True, pretrained_cfg_overlay=dict(file=str(missing))
         )

@@ -114,8 +114,8 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         )
     location = overlay.get("file") or cfg.get("hf_hub_id") or cfg.get("url") or "a state dict"
     if overlay.get("file"):
-        if not Path(overlay["file"]).exists():  # timm would raise a FileNotFoundError without text
-            raise FileNotFoundError(
+        if not Path(overlay["file"]).exists():  # timm raises a FileNotFoundError without text
+            raise PretrainedWeightsError(
                 f"pretrained_cfg_overlay file not found: {overlay['file']} (expected the authors' "
                 ".pth, a .safetensors file or a folder written by `moemae export`)"
             )
