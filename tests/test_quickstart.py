@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from tests.conftest import REAL_SAMPLE
 from tests.interrupt import sigint_after
-from torchgeo_moemae.analysis import masked_reconstruction_loss
+from torchgeo_moemae.analysis import figures, masked_reconstruction_loss
 from torchgeo_moemae.cli import main as moemae_main
 from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
 from torchgeo_moemae.datasets.layout import arrange_bigearthnet_sample
@@ -22,6 +23,8 @@ from torchgeo_moemae.models import create_mae
 
 #: the warnings of the module's quickstart run
 WARNINGS: list[str] = []
+#: the captions (weights, data) of its figures
+CAPTIONS: list[tuple[str, str]] = []
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +34,20 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     torch.set_num_threads(1)  # see tests/trainers/conftest.py
     out = tmp_path_factory.mktemp("quickstart")
     printed = io.StringIO()
+    label = figures.label_figure
+
+    def recorded(fig: Figure, weights: object, data: str) -> Figure:
+        CAPTIONS.append((str(weights), data))
+        return label(fig, weights, data)
+
     try:
-        with contextlib.redirect_stdout(printed), warnings.catch_warnings(record=True) as caught:
+        with (
+            contextlib.redirect_stdout(printed),
+            warnings.catch_warnings(record=True) as caught,
+            pytest.MonkeyPatch.context() as patch,
+        ):
             warnings.simplefilter("always")
+            patch.setattr(figures, "label_figure", recorded)
             code = moemae_main(["quickstart", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
@@ -54,6 +68,11 @@ def test_outputs_exist_and_are_printed(quickstart: tuple[Path, dict[str, Any], s
     for name in ("pretrained", "random_init"):
         assert (Path(paths["probe"]) / name / "metrics.json").is_file()
     assert "pre-trained" in printed and "random init" in printed
+    # the figure names its weights and data (a random-init one looks much the same)
+    (weights, data), *_ = CAPTIONS
+    encoder = Path(paths["encoder"])
+    assert weights.startswith(f"{encoder / 'mae.safetensors'}, sha256 ")
+    assert data == f"synthetic BigEarthNet-L test split ({paths['data']}), its first 4 images"
 
 
 def _held_out(
@@ -145,10 +164,21 @@ def test_written_checkpoints_are_this_runs(tmp_path: Path) -> None:
 
 def test_sigint_during_pretraining_stops_the_run(tmp_path: Path) -> None:
     """A Ctrl-C during pre-training ended in Lightning's exit code 1, unlike every other stage:
-    it ends the run with one line and the shell's code for a SIGINT (130)."""
-    argv = ["quickstart", "--out", str(tmp_path / "out"), "--threads", "1"]
+    it ends the run with one line and the shell's code for a SIGINT (130). An interrupted
+    ``--overwrite`` run left the earlier run's metrics.json beside its own files, and a rerun
+    wrote last-v1.ckpt and version_1 beside the earlier run's."""
+    out = tmp_path / "out"
+    earlier = ["metrics.json", "train/checkpoints/last.ckpt", "train/lightning_logs/version_0/x"]
+    for name in earlier:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("{}")
+    argv = ["quickstart", "--out", str(out), "--threads", "1", "--overwrite"]
     target = "torchgeo_moemae.trainers:MoEMAEPretrainTask.training_step"
     code, err = sigint_after(target, argv, tmp_path / "ready")
     assert code == 130, err
     assert err.splitlines()[-1] == "moemae quickstart: interrupted"
-    assert "Traceback" not in err and not (tmp_path / "out" / "metrics.json").exists()
+    assert "Traceback" not in err and not (out / "metrics.json").exists()
+    train = out / "train"
+    assert not (train / "checkpoints" / "last.ckpt").exists()
+    assert [p.name for p in (train / "lightning_logs").iterdir()] == ["version_0"]
+    assert not (train / "lightning_logs" / "version_0" / "x").exists()

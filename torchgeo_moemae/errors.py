@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "PretrainedWeightsError", "root_cause"]
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+__all__ = [
+    "INPUT_ERRORS",
+    "CheckpointError",
+    "PretrainedWeightsError",
+    "UntrainedWeightsWarning",
+    "reported_in_one_line",
+    "root_cause",
+]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -11,6 +24,10 @@ class PretrainedWeightsError(RuntimeError):
 
 class CheckpointError(ValueError):
     """A checkpoint file is damaged, empty or of the wrong kind; the message is one line."""
+
+
+class UntrainedWeightsWarning(UserWarning):
+    """A checkpoint records no training (its weights are as initialised); the message names it."""
 
 
 def root_cause(err: BaseException) -> str:
@@ -22,3 +39,52 @@ def root_cause(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return " ".join(str(err).split()) or type(err).__name__
+
+
+#: Errors in what the user gave (a missing or unreadable file, a bad value, weights of the wrong
+#: size or that cannot be fetched): reported in one line, not as a traceback.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, PretrainedWeightsError)
+
+#: the attribute that marks an error for :func:`reported_in_one_line`
+_ONE_LINE = "_torchgeo_moemae_one_line"
+
+_ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
+
+
+def _one_line_hook(previous: _ExceptHook) -> _ExceptHook:
+    """``sys.excepthook`` printing a marked error (or one caused by it) as one line."""
+
+    def excepthook(
+        kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+    ) -> None:
+        err: BaseException | None = value
+        while err is not None and not getattr(err, _ONE_LINE, False):
+            err = err.__cause__ or err.__context__
+        if err is None:
+            previous(kind, value, traceback)
+        else:
+            message = " ".join(str(err).split()) or type(err).__name__
+            print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+
+    setattr(excepthook, _ONE_LINE, True)
+    return excepthook
+
+
+@contextlib.contextmanager
+def reported_in_one_line() -> Iterator[None]:
+    """An input error (:data:`INPUT_ERRORS`) raised in the block, if nothing catches it, ends the
+    program with one line ``<program>: error: <message>`` (exit code 1) instead of a traceback.
+
+    For what ``torchgeo fit --config ...`` builds: jsonargparse wraps an error raised while it
+    creates a task in a long traceback ending in "Does not validate against any of the Union
+    subtypes", which buries a message that already says what to do. Code that catches the error
+    (the Python API, IPython, pytest) gets it unchanged; other uncaught errors keep Python's
+    traceback. ``sys.excepthook`` is wrapped on the first such error, not before.
+    """
+    try:
+        yield
+    except INPUT_ERRORS as err:
+        setattr(err, _ONE_LINE, True)
+        if not getattr(sys.excepthook, _ONE_LINE, False):
+            sys.excepthook = _one_line_hook(sys.excepthook)
+        raise

@@ -37,6 +37,7 @@ __all__ = [
     "check_output",
     "partial_path",
     "provenance_record",
+    "remove_outputs",
     "remove_stale_partials",
 ]
 
@@ -104,6 +105,21 @@ def remove_stale_partials(folder: str | Path) -> list[Path]:
     return removed
 
 
+def remove_outputs(folder: str | Path, names: Sequence[str]) -> None:
+    """Remove an earlier run's outputs ``names`` (files or folders) from ``folder``, in order.
+
+    Each is first renamed to a partial name (atomic), so an interruption leaves the output whole
+    or a leftover partial that the next :func:`check_output` in ``folder`` removes, never a half
+    of it under its own name.
+    """
+    for name in names:
+        path = Path(folder) / name
+        if path.exists() or path.is_symlink():
+            doomed = partial_path(path)
+            os.replace(path, doomed)
+            _remove(doomed)
+
+
 def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
@@ -159,7 +175,8 @@ def check_output(
     existing = [p for p in existing if p.exists() and not (folder and not contents and _empty(p))]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
-        raise FileExistsError(f"{what} {names} already exists; {OVERWRITE_HINT}")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise FileExistsError(f"{what} {names} already {verb}; {OVERWRITE_HINT}")
     return path
 
 

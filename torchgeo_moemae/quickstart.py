@@ -13,23 +13,28 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
-import unittest.mock
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .outputs import atomic_path, check_output
+from .outputs import atomic_path, check_output, remove_outputs
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
 
-__all__ = ["DEFAULT_CONFIG", "format_summary", "run_quickstart", "written_checkpoints"]
+    from .trainers import MoEMAEPretrainTask
+
+__all__ = ["DEFAULT_CONFIG", "OUTPUTS", "format_summary", "run_quickstart", "written_checkpoints"]
 
 #: The packaged quickstart config (identical to ``examples/quickstart.yaml``).
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "quickstart.yaml"
+
+#: What a run writes in its folder; ``metrics.json`` (the summary of a finished run) first, as
+#: an ``--overwrite`` run removes them in this order.
+OUTPUTS = ("metrics.json", "figures", "probe", "encoder", "init", "train", "data")
 
 
 def _step(i: int, text: str) -> None:
@@ -41,6 +46,8 @@ def _relocate(config: dict[str, Any], out: Path, data: Path, max_epochs: int | N
     config["data"]["init_args"]["root"] = str(data)
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(out / "train")
+    if isinstance(trainer.get("logger"), dict):
+        trainer["logger"].setdefault("init_args", {})["save_dir"] = str(out / "train")
     for callback in trainer.get("callbacks") or []:
         if callback.get("class_path", "").endswith("ModelCheckpoint"):
             callback.setdefault("init_args", {})["dirpath"] = str(out / "train" / "checkpoints")
@@ -122,48 +129,118 @@ def run_quickstart(
         prenorm: probe the tokens before the encoder's final LayerNorm, as the paper's reference
             code did (after this brief pre-training, post-norm tokens of the random-init encoder
             probe as well as the pre-trained ones on the synthetic data; pre-norm ones do not).
-        overwrite: run into a non-empty ``out_dir`` (replacing the files of an earlier run);
-            without it such a folder is kept and a ``FileExistsError`` raised before any work.
+        overwrite: run into a folder holding an earlier run: its outputs (:data:`OUTPUTS`) are
+            removed first, ``metrics.json`` before the rest, so an interrupted run never leaves
+            the earlier run's summary beside its own files, and a rerun starts from an empty
+            ``train`` folder (no ``last-v1.ckpt``, no ``version_1``). Without it such a folder is
+            kept and a ``FileExistsError`` raised before any work.
     """
     out = check_output(Path(out_dir), folder=True, overwrite=overwrite).resolve()
-    from lightning.pytorch.cli import LightningCLI
-    from torchgeo.datamodules import BaseDataModule
-    from torchgeo.trainers import BaseTask
-
-    from .analysis.reconstruction import masked_reconstruction_loss, plot_reconstruction
     from .datasets import make_synthetic_bigearthnet_ls
     from .export import export_encoder
-    from .models import create_mae
-    from .trainers import MoEMAEPretrainTask
 
     start = time.perf_counter()
+    if overwrite:
+        remove_outputs(out, OUTPUTS)
     out.mkdir(parents=True, exist_ok=True)
 
     _step(1, f"synthetic BigEarthNet-L ({num_patches} patches) -> {out / 'data'}")
     data = make_synthetic_bigearthnet_ls(out / "data", num_patches=num_patches, seed=seed)
 
     _step(2, f"pre-training ({config})")
-    cfg = yaml.safe_load(Path(config).read_text())
+    run = _pretrain(Path(config), out, data, seed, max_epochs)
+    train_seconds = time.perf_counter() - start
+
+    _step(3, f"export {run.checkpoint} -> {out / 'encoder'}")
+    encoder_dir = export_encoder(run.checkpoint, out / "encoder", overwrite=True)
+
+    norm = "pre-norm" if prenorm else "post-norm"
+    _step(4, f"linear probe ({pool} {norm} embedding, train -> test), pre-trained vs. random init")
+    exports = {"pretrained": encoder_dir, "random_init": run.init_dir}
+    probes = {
+        name: _probe(folder, run.datamodule, out / "probe" / name, pool, prenorm)
+        for name, folder in exports.items()
+    }
+
+    _step(5, "held-out masked reconstruction loss and figure")
+    recon, figure = _reconstruction(run, exports, out / "figures" / "reconstruction_test.png", seed)
+
+    summary: dict[str, Any] = {
+        "config": str(config),
+        "seconds": {"pretrain": train_seconds, "total": time.perf_counter() - start},
+        "test_masked_reconstruction_loss": recon,
+        "linear_probe": {"pool": pool, "prenorm": prenorm, **probes},
+        "paths": {
+            "data": str(data),
+            "checkpoint": run.checkpoint,
+            "last_checkpoint": run.last_checkpoint,
+            "train_logs": str(run.trainer.log_dir),
+            "validation_figures": str(run.task.figure_dir),
+            "encoder": str(encoder_dir),
+            "init_encoder": str(run.init_dir),
+            "probe": str(out / "probe"),
+            "figure": str(figure),
+            "metrics": str(out / "metrics.json"),
+        },
+    }
+    with atomic_path(out / "metrics.json") as partial:
+        partial.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@dataclass
+class _Pretraining:
+    """What step 2 made: the task, its data (folder and datamodule) and trainer, the random-init
+    export (before training), and the checkpoints the training wrote."""
+
+    task: MoEMAEPretrainTask
+    data: Path
+    datamodule: Any
+    trainer: Trainer
+    init_dir: Path
+    checkpoint: str
+    last_checkpoint: str | None
+
+
+def _instantiate(cfg: dict[str, Any]) -> tuple[Any, Any, Trainer]:
+    """The task, datamodule and trainer of a LightningCLI config, as ``torchgeo fit`` builds them."""
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.trainers import BaseTask
+
+    class ConfigCLI(LightningCLI):
+        """LightningCLI of the config alone: the command line is the quickstart's own (parsed
+        as a second command line, Lightning warns)."""
+
+        def parse_arguments(self, parser: Any, args: Any) -> None:
+            self.config = parser.parse_object(args)
+
+    cli = ConfigCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        run=False,
+        args=cfg,
+    )
+    return cli.model, cli.datamodule, cli.trainer
+
+
+def _pretrain(
+    config: Path, out: Path, data: Path, seed: int, max_epochs: int | None
+) -> _Pretraining:
+    """Step 2: export the initial weights (the probe's random-init baseline), then train."""
+    from .export import export_encoder
+    from .trainers import MoEMAEPretrainTask
+
+    cfg = yaml.safe_load(config.read_text())
     cfg["seed_everything"] = seed
     _relocate(cfg, out, data, max_epochs)
-    # LightningCLI warns when it gets both args and a command line: the command line is ours
-    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):
-        cli = LightningCLI(
-            model_class=BaseTask,
-            datamodule_class=BaseDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            run=False,
-            args=cfg,
-        )
-    task, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
+    task, datamodule, trainer = _instantiate(cfg)
     if not isinstance(task, MoEMAEPretrainTask):
         raise TypeError(f"{config}: model must be MoEMAEPretrainTask, got {type(task).__name__}")
-    # the folder was checked above: what it holds is an earlier run's, replaced
-    init_dir = export_encoder(
-        task, out / "init", overwrite=True
-    )  # the probe's random-init baseline
+    init_dir = export_encoder(task, out / "init", overwrite=True)
     try:
         trainer.fit(task, datamodule=datamodule)
     except SystemExit:
@@ -175,27 +252,25 @@ def run_quickstart(
     checkpoint, last_checkpoint = written_checkpoints(trainer)
     if not checkpoint:
         raise RuntimeError(f"{config}: the training saved no checkpoint (add a ModelCheckpoint)")
-    train_seconds = time.perf_counter() - start
+    return _Pretraining(task, data, datamodule, trainer, init_dir, checkpoint, last_checkpoint)
 
-    _step(3, f"export {checkpoint} -> {out / 'encoder'}")
-    encoder_dir = export_encoder(checkpoint, out / "encoder", overwrite=True)
 
-    norm = "pre-norm" if prenorm else "post-norm"
-    _step(4, f"linear probe ({pool} {norm} embedding, train -> test), pre-trained vs. random init")
-    probes = {
-        name: _probe(folder, datamodule, out / "probe" / name, pool, prenorm)
-        for name, folder in (("pretrained", encoder_dir), ("random_init", init_dir))
-    }
+def _reconstruction(
+    run: _Pretraining, exports: dict[str, Path], figure: Path, seed: int
+) -> tuple[dict[str, float], Path]:
+    """Step 5: the masked reconstruction loss of each export on the test split, and the figure
+    of the pre-trained one (captioned with its weights and data)."""
+    from .analysis.figures import label_figure, save_figure
+    from .analysis.reconstruction import masked_reconstruction_loss, plot_reconstruction
+    from .models import create_mae, load_weights
+    from .models.factory import mae_weights
 
-    _step(5, "held-out masked reconstruction loss and figure")
+    datamodule = run.datamodule
     datamodule.setup("test")
     test_batches = list(datamodule.test_dataloader())
-    size = task.hparams["model"]
-    mask_ratio = task.hparams["mask_ratio"]
-    maes = {
-        "pretrained": create_mae(size, encoder_dir, mask_ratio=mask_ratio),
-        "random_init": create_mae(size, init_dir, mask_ratio=mask_ratio),
-    }
+    size, mask_ratio = run.task.hparams["model"], run.task.hparams["mask_ratio"]
+    weights = {name: load_weights(mae_weights(folder)) for name, folder in exports.items()}
+    maes = {name: create_mae(size, w, mask_ratio=mask_ratio) for name, w in weights.items()}
     recon = {
         name: masked_reconstruction_loss(mae, test_batches, mask_ratio, seed, datamodule.aug)
         for name, mae in maes.items()
@@ -204,31 +279,10 @@ def run_quickstart(
     fig = plot_reconstruction(
         maes["pretrained"], batch["image"], batch["lat"], batch["lon"], batch["time"], mask_ratio
     )
-    figure = out / "figures" / "reconstruction_test.png"
-    with atomic_path(figure) as partial:
-        fig.savefig(partial, dpi=100, format="png")
-
-    summary: dict[str, Any] = {
-        "config": str(config),
-        "seconds": {"pretrain": train_seconds, "total": time.perf_counter() - start},
-        "test_masked_reconstruction_loss": recon,
-        "linear_probe": {"pool": pool, "prenorm": prenorm, **probes},
-        "paths": {
-            "data": str(data),
-            "checkpoint": checkpoint,
-            "last_checkpoint": last_checkpoint,
-            "train_logs": str(trainer.log_dir),
-            "validation_figures": str(task.figure_dir),
-            "encoder": str(encoder_dir),
-            "init_encoder": str(init_dir),
-            "probe": str(out / "probe"),
-            "figure": str(figure),
-            "metrics": str(out / "metrics.json"),
-        },
-    }
-    with atomic_path(out / "metrics.json") as partial:
-        partial.write_text(json.dumps(summary, indent=2))
-    return summary
+    shown = min(4, len(batch["image"]))  # plot_reconstruction's default rows
+    data = f"synthetic BigEarthNet-L test split ({run.data}), its first {shown} images"
+    save_figure(label_figure(fig, weights["pretrained"].provenance, data), figure, dpi=100)
+    return recon, figure
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -72,6 +72,21 @@ def test_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [3]
 
 
+def test_threads_limit_scikit_learns_openmp_too() -> None:
+    """--threads set torch's threads only: scikit-learn's t-SNE kept one OpenMP thread per core,
+    spin-waiting on a busy machine (a 6-point t-SNE took 25 s instead of 0.1 s)."""
+    import sklearn.manifold  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+    from threadpoolctl import threadpool_info
+
+    seen: list[set[int]] = []
+    args = _args("--threads", "1")
+    args.command = "x"
+    assert (
+        run_command(lambda a: seen.append({p["num_threads"] for p in threadpool_info()}), args) == 0
+    )
+    assert seen == [{1}]
+
+
 def test_dataset_options_reach_the_datamodule(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[dict[str, Any]] = []
     monkeypatch.setattr(

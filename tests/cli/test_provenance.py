@@ -70,3 +70,25 @@ def test_probe_refuses_overlapping_ids_and_records_provenance(
         embedded["weights"] / "model.safetensors"
     )
     assert made_by["test"]["model"] == "moemae_landsat_xxs"
+
+
+def test_probe_report_names_weights_data_and_n_and_marks_overlap(
+    embedded: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The probe's Markdown was a bare table: no weights, data or N, and an --allow-overlap
+    result looked like a real one."""
+    emb, root = str(embedded["emb"]), embedded["root"]
+    n = {split: len(BigEarthNetLS(root, split=split)) for split in ("train", "test")}
+    out = tmp_path / "r.json"
+    assert main(["probe", "--embeddings", emb, "--out", str(out)]) == 0
+    report = out.with_suffix(".md").read_text()
+    assert report in capsys.readouterr().out
+    sha = file_sha256(embedded["weights"] / "model.safetensors")
+    row = next(line for line in report.splitlines() if line.startswith("| cls |") and sha in line)
+    assert f"moemae_landsat_xxs | BigEarthNetLS ({root}) | {n['train']} | {n['test']} |" in row
+    assert "allow-overlap" not in report
+    same = ["probe", "--embeddings", emb, "--train-split", "test", "--eval-split", "test"]
+    with pytest.warns(UserWarning, match="share"):
+        assert main([*same, "--allow-overlap", "--out", str(tmp_path / "o.json")]) == 0
+    marked = (tmp_path / "o.md").read_text().splitlines()[2]
+    assert marked.startswith(f"**--allow-overlap: test samples also in test (cls: {n['test']} of")

@@ -174,17 +174,29 @@ def test_missing_or_foreign_manifest(packed: Path) -> None:
 def test_cli_packs_each_split(
     synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Each pack is named with what happened to it: a rerun said nothing of reused or rewritten
+    packs (it printed the same paths)."""
     out = tmp_path / "packs"
+    n = {split: len(BigEarthNetLS(synthetic_root, split=split)) for split in ("train", "val")}
     args = ["pack", "--dataset", "bigearthnet_ls", "--root", str(synthetic_root)]
     assert cli_main([*args, "--split", "train,val", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.split() == [str(out / "train"), str(out / "val")]
+    assert capsys.readouterr().out.splitlines() == [
+        f"{out / split}: written, {n[split]} samples" for split in ("train", "val")
+    ]
     assert PackedDataset(out, "val").settings["split"] == "val"
+    assert cli_main([*args, "--split", "val", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == (
+        f"{out / 'val'}: reused, a pack of the same source and settings ({n['val']} samples)\n"
+    )
     # a different pack is refused in one line (exit 2), not overwritten
     assert cli_main([*args, "--split", "train", "--out", str(out), "--patch-size", "32"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert PackedDataset(out, "train").image.shape[-2:] == (40, 40)
     cli_main([*args, "--split", "train", "--out", str(out), "--patch-size", "32", "--overwrite"])
     assert PackedDataset(out, "train").image.shape[-2:] == (32, 32)
+    assert capsys.readouterr().out == (
+        f"{out / 'train'}: rewritten (the earlier pack replaced), {n['train']} samples\n"
+    )
 
 
 def test_real_sample_pack_is_exact(real_ben_root: Path, tmp_path: Path) -> None:

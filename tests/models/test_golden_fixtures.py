@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,10 +29,18 @@ GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 ATOL = 1e-4  # float32 sums in another order
 
 
+def _training_checkpoint(size: str) -> dict[str, Any]:
+    """The authors' training checkpoint of the fixtures' weights, with the fields their training
+    loop writes. It records a finished training (a finite ``best_train_loss``) as the published
+    file does, so loading it must not warn of untrained weights; the record's values are
+    placeholders (the weights come from the seeded recipe)."""
+    return {"epoch": 499, "model_state": authors_state_dict(size), "best_train_loss": 0.0123}
+
+
 @functools.cache
 def _golden(size: str) -> dict:
     data = dict(np.load(GOLDEN / f"{size}.npz"))
-    checkpoint = {"epoch": 0, "model_state": authors_state_dict(size)}
+    checkpoint = _training_checkpoint(size)
     # the authors' layout: the weights keep the authors' hour rule
     data["mae"] = create_mae(size, checkpoint).eval()
     return data
@@ -102,10 +111,11 @@ def test_mae_prediction_matches() -> None:
 
 @pytest.fixture(scope="module")
 def authors_pth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An S training checkpoint in the authors' format (``{"epoch", "model_state"}``, shared expert
-    weights repeated under every expert's keys), with the fixtures' weights."""
+    """An S training checkpoint in the authors' format (``{"epoch", "model_state",
+    "best_train_loss"}``, shared expert weights repeated under every expert's keys), with the
+    fixtures' weights."""
     path = tmp_path_factory.mktemp("authors") / "pretrained_S_best.pth"
-    torch.save({"epoch": 0, "model_state": authors_state_dict("S")}, path)
+    torch.save(_training_checkpoint("S"), path)
     return path
 
 

@@ -83,7 +83,7 @@ def test_evaluate_command_both_datasets(
     assert json.loads(manifest.read_text())["D"] == 512  # ResNet-18's pooled features
     # the results are kept unless --overwrite; refused before any work
     assert main(argv) == 2
-    assert "evaluation.md already exists; pass --overwrite" in capsys.readouterr().err
+    assert "evaluation.md already exist; pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ..models import MoEMAEEncoder, SwiGLUMoE
 from ..utils import eval_mode
@@ -148,25 +149,34 @@ def expert_ablation_maps(
     time: Tensor | None = None,
     layers: int | Sequence[int] | None = 0,
     experts: Sequence[int] | None = None,
+    progress: bool = False,
 ) -> dict[int, Tensor]:
     """``{layer: (B, E, gh, gw)}`` norm of the change of the final patch embeddings per patch when
-    each expert of the layer is disabled (default: the first layer, as in the paper's Fig. 5)."""
+    each expert of the layer is disabled (default: the first layer, as in the paper's Fig. 5).
+
+    One forward pass per (layer, expert); ``progress`` shows them in a progress bar.
+    """
     enc = _encoder(model)
     wanted = _layers(enc, layers)
+    runs = [
+        (i, e)
+        for i in wanted
+        for e in (
+            range(cast(SwiGLUMoE, enc.blocks[i].moe).num_experts) if experts is None else experts
+        )
+    ]
     p = enc.num_prefix_tokens
+    cols: dict[int, list[Tensor]] = {i: [] for i in wanted}
     with eval_mode(enc):
         ref = enc.forward_features(images, lat=lat, lon=lon, time=time)[:, p:].float()
-        maps = {}
-        for i in wanted:
-            n_exp = cast(SwiGLUMoE, enc.blocks[i].moe).num_experts
-            cols = []
-            for e in range(n_exp) if experts is None else experts:
-                with ablate_expert(enc, i, e):
-                    z = enc.forward_features(images, lat=lat, lon=lon, time=time)[:, p:].float()
-                cols.append((z - ref).norm(dim=-1))  # (B, L)
-            gh, gw = enc.grid_size
-            maps[i] = torch.stack(cols, 1).reshape(images.shape[0], -1, gh, gw).cpu()
-    return maps
+        for i, e in tqdm(runs, desc="expert ablation", unit="pass", disable=not progress):
+            with ablate_expert(enc, i, e):
+                z = enc.forward_features(images, lat=lat, lon=lon, time=time)[:, p:].float()
+            cols[i].append((z - ref).norm(dim=-1))  # (B, L)
+    gh, gw = enc.grid_size
+    return {
+        i: torch.stack(c, 1).reshape(images.shape[0], -1, gh, gw).cpu() for i, c in cols.items()
+    }
 
 
 def plot_expert_maps(

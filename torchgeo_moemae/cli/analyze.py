@@ -131,20 +131,30 @@ def check(args: argparse.Namespace) -> None:
         check_output(path, overwrite=args.overwrite, what="--out")
 
 
-def _batch(args: argparse.Namespace, model: Any) -> dict[str, Any]:
-    """A batch of ``--num-samples`` images, their time read as ``model``'s weights need."""
+def _batch(args: argparse.Namespace, model: Any) -> tuple[dict[str, Any], str]:
+    """The first ``--num-samples`` images of ``--split``, their time read as ``model``'s weights
+    need, and what they are, for the caption."""
     from ..probe.embed import split_loader
 
+    data = f"{args.dataset} {args.split} split ({args.root})"
+    _status(f"reading {args.num_samples} images of the {data}")
     time = sample_time_for(args, model)
     dm = make_datamodule(args, batch_size=args.num_samples, time_source=time.get("time_source"))
     loader, aug = split_loader(dm, args.split, batch_size=args.num_samples, num_workers=0)
     batch = next(iter(loader))
-    return aug(batch) if aug is not None else batch
+    n = len(batch["image"])
+    return (aug(batch) if aug is not None else batch), f"{data}, its first {n} images"
+
+
+def _status(text: str) -> None:
+    """A step of a long analysis, printed as it starts."""
+    print(f"{text} ...", flush=True)
 
 
 def _save(fig: Figure, path: Path) -> None:
-    with atomic_path(path) as partial:
-        fig.savefig(partial, dpi=150, bbox_inches="tight", format="png")
+    from ..analysis.figures import save_figure
+
+    save_figure(fig, path)
     print(f"wrote {path}")
 
 
@@ -180,6 +190,11 @@ def _run(args: argparse.Namespace) -> int:
         from ..probe.embed import load_embeddings
 
         emb = load_embeddings(args.embeddings)
+        shown = min(len(emb), args.max_points)
+        _status(
+            f"t-SNE of {shown} of {len(emb)} embeddings ({emb.features.shape[1]} dims, "
+            f"perplexity {args.perplexity:g})"
+        )
         fig = plot_tsne(
             emb.features,
             emb.labels,
@@ -192,10 +207,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         _save(fig, args.out)
         return 0
+    from ..analysis.figures import label_figure
     from ..utils import batch_metadata
 
-    model, _ = model_from_args(args, mae=args.analysis == "reconstruction")
-    batch = _batch(args, model)
+    _status(f"loading the {'MAE' if args.analysis == 'reconstruction' else 'encoder'}")
+    model, weights = model_from_args(args, mae=args.analysis == "reconstruction")
+    batch, data = _batch(args, model)
     meta = batch_metadata(batch)
     if args.analysis == "reconstruction":
         from ..analysis.reconstruction import plot_reconstruction
@@ -209,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
             num_samples=args.num_samples,
             seed=args.seed,
         )
-        _save(fig, args.out)
+        _save(label_figure(fig, weights, data), args.out)
         return 0
     if args.analysis == "experts":
         from ..analysis.experts import (
@@ -223,13 +240,19 @@ def _run(args: argparse.Namespace) -> int:
         if not isinstance(encoder, MoEMAEEncoder):
             raise ValueError(f"expert maps need a MoE-MAE encoder, got model {args.model!r}")
         layers = [int(v) for v in args.layers.split(",")]
+        _status(f"expert contribution maps of layers {args.layers}")
         contrib = expert_contribution_maps(encoder, batch["image"], **meta, layers=layers)
-        ablation = expert_ablation_maps(encoder, batch["image"], **meta, layers=layers)
+        ablation = expert_ablation_maps(
+            encoder, batch["image"], **meta, layers=layers, progress=True
+        )
         for layer in layers:
             for kind, maps in (("contribution", contrib), ("ablation", ablation)):
                 fig = plot_expert_maps(
                     batch["image"], maps[layer], f"layer {layer}: expert {kind}", args.num_samples
                 )
-                _save(fig, Path(args.out) / f"layer{layer:02d}_{kind}.png")
+                _save(
+                    label_figure(fig, weights, data),
+                    Path(args.out) / f"layer{layer:02d}_{kind}.png",
+                )
         return 0
     raise ValueError(f"unknown analysis {args.analysis!r}")

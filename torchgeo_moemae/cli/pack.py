@@ -24,7 +24,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing packs of other content (a pack of the same content is reused)",
+        help="replace existing packs (default: a pack of the same content is reused, one of "
+        "other content refused)",
     )
 
 
@@ -36,7 +37,8 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Pack each requested split into ``args.out/<split>``; prints the pack paths."""
+    """Pack each requested split into ``args.out/<split>``; prints each pack and whether it was
+    written, rewritten or reused."""
     from ..datasets.packed import pack_dataset
 
     # a pack stores samples as read: their time from the label JSON unless told otherwise
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "time_source": "json" if args.time_source == "auto" else args.time_source
     }
     for split in split_names(args.split, "--split"):
-        path = pack_dataset(
+        pack_dataset(
             args.dataset,
             args.out / split,
             split=split,
@@ -55,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
             on_error=args.on_error,
             max_fill_fraction=args.max_fill_fraction,
             **(time if DATASETS[args.dataset].metadata else {}),
+            log=print,
         )
-        print(path)
     return 0

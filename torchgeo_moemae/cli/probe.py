@@ -18,8 +18,9 @@ examples:
   # the streaming torch probe for all-token features at full scale (GPU if available)
   moemae probe --embeddings emb/ben --pool all --method torch --device cuda --out results/ben_all.json
 
-reads EMBEDDINGS/<split>_<pool>/ written by `moemae embed`; prints a markdown table and writes JSON
-(and a .md table next to it; existing ones are kept unless --overwrite). Train and evaluation
+reads EMBEDDINGS/<split>_<pool>/ written by `moemae embed`; prints a markdown report (the metrics,
+then the weights, model, data and N behind them) and writes JSON (and the .md report next to it;
+existing ones are kept unless --overwrite). Train and evaluation
 embeddings that share sample ids are refused (--allow-overlap: probe anyway, with a warning). Metrics: multi-label: micro/macro precision, recall, F1 (threshold 0.5),
 micro/macro mAP; multi-class: OA and macro precision, recall, F1.
 """
@@ -80,8 +81,8 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Probe each pool; print the table; save JSON and Markdown."""
     from .. import __version__
-    from ..probe.api import probe_embedding_dirs
-    from ..probe.metrics import format_metrics_table, save_metrics
+    from ..probe.api import probe_embedding_dirs, probe_report
+    from ..probe.metrics import save_metrics
 
     # the sklearn fit shows its elapsed time, the torch one its steps
     kwargs: dict[str, Any] = {"C": args.C, "standardize": args.standardize, "progress": True}
@@ -100,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
         log=lambda line: print(line, flush=True),
         **kwargs,
     )
-    print(format_metrics_table(results, percent=args.percent))
+    report = probe_report(
+        results, made_by, args.method, args.train_split, args.eval_split, args.percent
+    )
+    print(report)
     if args.out is not None:
         payload = {
             "method": args.method,
@@ -108,10 +112,11 @@ def run(args: argparse.Namespace) -> int:
             "train_split": args.train_split,
             "eval_split": args.eval_split,
             "results": results,
-            # which weights, model, pool and package made the embeddings of each result
+            # which weights, model, pool, data and package made the embeddings of each result,
+            # and how many samples both splits hold
             "embeddings_provenance": made_by,
             "package_version": __version__,
         }
-        save_metrics(payload, args.out, results, percent=args.percent)
+        save_metrics(payload, args.out, markdown=report)
         print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -134,6 +134,7 @@ def pack_dataset(
     root: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    log: Callable[[str], None] = logger.info,
     **kwargs: Any,
 ) -> Path:
     """Pack one split of a Landsat-Bench dataset into ``out_dir``.
@@ -146,6 +147,8 @@ def pack_dataset(
         root: the dataset root (required with a dataset name).
         overwrite: replace an existing pack of other content.
         progress: show a progress bar.
+        log: told what happened, in one line: the pack was written, rewritten (an earlier pack
+            replaced) or reused.
         **kwargs: more dataset arguments (e.g. ``patch_size``, ``on_error``).
 
     Returns:
@@ -171,10 +174,13 @@ def pack_dataset(
     if len(dataset) == 0:
         raise ValueError(f"{type(dataset).__name__} split {dataset.split!r} has no samples")
     settings = _settings(dataset)
+    earlier = (out / MANIFEST).is_file()
     if out.exists() and not overwrite:
-        old = out / MANIFEST
-        if old.is_file() and json.loads(old.read_text()).get("settings") == settings:
-            logger.info("%s: already packed with the same source and settings, reused", out)
+        record = json.loads((out / MANIFEST).read_text()) if earlier else {}
+        if record.get("settings") == settings:
+            log(
+                f"{out}: reused, a pack of the same source and settings ({record['count']} samples)"
+            )
             return out
         raise FileExistsError(f"{out}: exists and is not a pack of {settings}; {OVERWRITE_HINT}")
 
@@ -208,6 +214,8 @@ def pack_dataset(
             "arrays": arrays,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    done = "rewritten (the earlier pack replaced)" if earlier else "written"
+    log(f"{out}: {done}, {len(dataset)} samples")
     return out
 
 

@@ -8,6 +8,8 @@ the hour rule its weights were trained with, and its :class:`Provenance`. Every 
 :func:`~torchgeo_moemae.models.get_model`, the tasks, export, ``moemae embed-scene``) goes through
 this module, which imports no other loader (no registry, no factory). The file readers live here
 too: :func:`read_checkpoint` (any weights file, verified) and :func:`read_lightning_checkpoint`.
+A training checkpoint that records no training (:func:`untrained`) is named in an
+:class:`~torchgeo_moemae.errors.UntrainedWeightsWarning` wherever it is read.
 
 A weights entry is read from its ``url``, as TorchGeo's builders do: a Hugging Face Hub URL through
 :func:`huggingface_hub.hf_hub_download` (its cache; ``HF_HUB_OFFLINE`` honoured), any other URL
@@ -17,7 +19,9 @@ A weights entry is read from its ``url``, as TorchGeo's builders do: a Hugging F
 from __future__ import annotations
 
 import json
+import math
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from huggingface_hub import hf_hub_download
 from torchvision.models import _api as torchvision_api
 from torchvision.models._api import WeightsEnum
 
-from ..errors import CheckpointError, PretrainedWeightsError
+from ..errors import CheckpointError, PretrainedWeightsError, UntrainedWeightsWarning
 from ..utils import file_sha256
 from ..vocabulary import EXPORT_CONFIG_FILENAME, EXPORT_WEIGHTS_FILENAME, MAE_FILENAME
 from .convert import is_upstream_state_dict, unwrap_checkpoint
@@ -47,6 +51,8 @@ __all__ = [
     "read_checkpoint",
     "read_lightning_checkpoint",
     "recorded_model_args",
+    "untrained",
+    "warn_if_untrained",
 ]
 
 #: The authors' Hugging Face model repository.
@@ -157,10 +163,12 @@ class Checkpoint:
                 state_dict = torchvision_api.load_state_dict_from_url(
                     url, map_location="cpu", weights_only=True
                 )
+                warn_if_untrained(state_dict, url)
                 provenance = Provenance(url, entry=str(weights))
         except OSError as err:  # offline without cache, network errors, missing entries
             raise PretrainedWeightsError(
-                f"Could not load pretrained weights for {name!r} from {url}: {err}. "
+                f"Could not load pretrained weights for {name!r} from {url}: "
+                f"{str(err).rstrip('.')}. "
                 f"{how_to_load(name)}{hub_hint() if hub else ''}."
             ) from err
         recorded = weights.meta.get("hour_encoding")
@@ -256,7 +264,42 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: unreadable checkpoint ({message})") from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: holds a {type(checkpoint).__name__}, not a checkpoint dict")
+    warn_if_untrained(checkpoint, path)
     return checkpoint
+
+
+def untrained(checkpoint: Mapping[str, Any]) -> str | None:
+    """What shows that a training checkpoint records no training, else None.
+
+    A Lightning checkpoint at ``global_step`` 0 was saved before the first optimiser step. The
+    authors' training loop saves ``best_train_loss`` only once an epoch's loss improved on its
+    initial ``inf``, so a non-finite one (the ``nan`` of a format sample) means no epoch finished
+    with a loss. A bare state dict records nothing either way (None).
+    """
+    if "pytorch-lightning_version" in checkpoint and checkpoint.get("global_step") == 0:
+        return "a Lightning checkpoint at global_step 0"
+    try:
+        loss = float(checkpoint["best_train_loss"])
+    except (KeyError, TypeError, ValueError):  # none, or not a number: not the authors' record
+        return None
+    return (
+        None if math.isfinite(loss) else f"epoch {checkpoint.get('epoch')}, best_train_loss {loss}"
+    )
+
+
+def warn_if_untrained(checkpoint: Mapping[str, Any], source: str | Path) -> None:
+    """Warn (one line naming ``source``) if ``checkpoint`` records no training (:func:`untrained`).
+
+    Python shows a warning once per message and place, so a file read twice is named once.
+    """
+    reason = untrained(checkpoint)
+    if reason is not None:
+        warnings.warn(
+            f"{source}: untrained weights, the checkpoint records no training ({reason}); "
+            "results from it say nothing about pre-training",
+            UntrainedWeightsWarning,
+            stacklevel=2,  # one place: a file read twice is named once
+        )
 
 
 def recorded_model_args(path: str | Path) -> dict[str, Any]:

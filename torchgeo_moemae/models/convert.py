@@ -158,15 +158,16 @@ def convert_upstream_state_dict(
     }
     if isinstance(model, MoEMAE):
         targets["decoder_layers"] = ("decoder_blocks", model.decoder_blocks)
-    for group, i in sorted(
-        {(m.group(1), int(m.group(2))) for k in sd if (m := _UPSTREAM_BLOCK.match(k))}
-    ):
+    layers = sorted({(m.group(1), int(m.group(2))) for k in sd if (m := _UPSTREAM_BLOCK.match(k))})
+    for group, i in layers:
         if group not in targets:
             continue  # decoder layers when loading an encoder
         dst, blocks = targets[group]
         if i >= len(blocks):
+            depth = 1 + max(j for g, j in layers if g == group)
             raise ValueError(
-                f"checkpoint has {group}.{i} but the model has {len(blocks)} blocks there: wrong model size?"
+                f"the checkpoint has {depth} {group} blocks ({group}.0 to {group}.{depth - 1}), "
+                f"the model has {len(blocks)}: wrong model size?"
             )
         block = blocks[i]
         assert isinstance(block, MoEBlock)

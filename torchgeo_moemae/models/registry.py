@@ -27,6 +27,7 @@ from .checkpoint import (
     hub_hint,
     recorded_model_args,
     state_dict_hour_encoding,
+    warn_if_untrained,
 )
 from .convert import checkpoint_filter_fn
 from .encoder import MoEMAEEncoder
@@ -79,13 +80,17 @@ default_cfgs = generate_default_cfgs(
 
 
 class _HourRuleOfLoadedWeights:
-    """timm ``pretrained_filter_fn`` that converts the weights timm read and notes the hour rule
-    they were trained with, for the loader to set once the model is built."""
+    """timm ``pretrained_filter_fn`` that converts the weights timm read from ``source``, names
+    them if they record no training, and notes the hour rule they were trained with, for the
+    loader to set once the model is built."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.hour_encoding: HourEncoding | None = None
 
     def __call__(self, state_dict: dict[str, Any], model: MoEMAEEncoder) -> dict[str, Any]:
+        # timm keeps the authors' training dict whole (its epoch and best loss included)
+        warn_if_untrained(state_dict, self.source)
         self.hour_encoding = state_dict_hour_encoding(state_dict)
         return checkpoint_filter_fn(state_dict, model)
 
@@ -109,6 +114,11 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
         )
     location = overlay.get("file") or cfg.get("hf_hub_id") or cfg.get("url") or "a state dict"
     if overlay.get("file"):
+        if not Path(overlay["file"]).exists():  # timm raises a FileNotFoundError without text
+            raise PretrainedWeightsError(
+                f"pretrained_cfg_overlay file not found: {overlay['file']} (expected the authors' "
+                ".pth, a .safetensors file or a folder written by `moemae export`)"
+            )
         # a folder written by `moemae export` (or a file in it): the model args it records
         recorded = recorded_model_args(overlay["file"])
         recorded.pop("architecture", None)
@@ -117,7 +127,7 @@ def _create_encoder(variant: str, pretrained: bool = False, **kwargs: Any) -> Mo
             overlay["file"] = str(Path(overlay["file"]) / EXPORT_WEIGHTS_FILENAME)
             model_args["pretrained_cfg_overlay"] = overlay
     # timm resolves and reads the weights; the filter converts them and notes their hour rule
-    load_filter = _HourRuleOfLoadedWeights()
+    load_filter = _HourRuleOfLoadedWeights(str(location))
     try:
         model = build_model_with_cfg(
             MoEMAEEncoder,

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..outputs import check_output
 from ..vocabulary import DEFAULT_POOL
 from .embed import Embeddings, embedding_dir, extract_embeddings, load_embeddings, shared_ids
-from .metrics import compute_metrics, save_metrics
+from .metrics import compute_metrics, format_metrics_table, save_metrics
 from .sklearn_probe import fit_sklearn_probe, sklearn_predict_proba
 from .torch_probe import fit_torch_probe, torch_predict_proba
 
@@ -27,12 +27,23 @@ __all__ = [
     "linear_probe",
     "probe_embedding_dirs",
     "probe_embeddings",
+    "probe_report",
 ]
 
 Method = Literal["sklearn", "torch"]
 
 #: The fields of an embedding manifest that say what made the embeddings.
-PROVENANCE_KEYS = ("weights", "model", "pool", "prenorm", "dataset", "N", "package_version")
+PROVENANCE_KEYS = (
+    "weights",
+    "model",
+    "pool",
+    "prenorm",
+    "dataset",
+    "root",
+    "split",
+    "N",
+    "package_version",
+)
 
 
 def fit_predict(
@@ -112,11 +123,13 @@ def probe_embedding_dirs(
         **probe_kwargs: more :func:`probe_embeddings` options (``C``, ``max_iter`` ...).
 
     Returns:
-        ``{pool: metrics}`` (with ``seconds``, the probe's wall time) and, per pool and split, the
-        :data:`PROVENANCE_KEYS` of the embeddings' manifest (which weights, model and data made them).
+        ``{pool: metrics}`` (with ``seconds``, the probe's wall time) and, per pool, the
+        :data:`PROVENANCE_KEYS` of each split's manifest (which weights, model and data made the
+        embeddings) and ``shared_ids``, the number of samples in both splits (0 unless
+        ``allow_overlap``); :func:`probe_report` writes both as Markdown.
     """
     results: dict[str, dict[str, float]] = {}
-    made_by: dict[str, dict[str, dict[str, Any]]] = {}
+    made_by: dict[str, dict[str, Any]] = {}
     for pool in pools:
         train = load_embeddings(embedding_dir(embeddings, train_split, pool))
         evaluation = load_embeddings(embedding_dir(embeddings, eval_split, pool))
@@ -130,7 +143,63 @@ def probe_embedding_dirs(
             split: {key: emb.manifest.get(key) for key in PROVENANCE_KEYS}
             for split, emb in ((train_split, train), (eval_split, evaluation))
         }
+        made_by[pool]["shared_ids"] = len(shared_ids(train, evaluation))
     return results, made_by
+
+
+def probe_report(
+    results: dict[str, dict[str, float]],
+    made_by: dict[str, dict[str, Any]],
+    method: str,
+    train_split: str = "train",
+    eval_split: str = "test",
+    percent: bool = False,
+) -> str:
+    """The Markdown report of :func:`probe_embedding_dirs`' results: the metrics table, then the
+    weights, model, data and N behind each row. A result of overlapping splits
+    (``allow_overlap``) says so first, in bold.
+    """
+    lines = [f"Linear probe ({method}): fit on {train_split}, evaluated on {eval_split}.", ""]
+    overlaps = [
+        f"{pool}: {record['shared_ids']} of {record[eval_split].get('N')}"
+        for pool, record in made_by.items()
+        if record["shared_ids"]
+    ]
+    if overlaps:
+        lines += [
+            f"**--allow-overlap: {eval_split} samples also in {train_split} ({'; '.join(overlaps)}); "
+            "these metrics measure memorisation, not the embeddings.**",
+            "",
+        ]
+    lines += [
+        format_metrics_table(results, percent),
+        "",
+        f"| Embedding | Weights | Model | Data | N {train_split} | N {eval_split} |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for pool, record in made_by.items():
+        train, evaluation = record[train_split], record[eval_split]
+        cells = [_made_by_cell(train, evaluation, key) for key in ("weights", "model", "data")]
+        lines.append(f"| {pool} | {' | '.join(cells)} | {train.get('N')} | {evaluation.get('N')} |")
+    return "\n".join(lines)
+
+
+def _made_by_cell(train: dict[str, Any], evaluation: dict[str, Any], key: str) -> str:
+    """One provenance cell of :func:`probe_report`; both splits' values where they differ."""
+
+    def value(record: dict[str, Any]) -> str:
+        if key == "data":
+            root = record.get("root")
+            return f"{record.get('dataset')} ({root})" if root else str(record.get("dataset"))
+        found = record.get(key)
+        return str(found.get("description") if isinstance(found, dict) else found)
+
+    first, second = value(train), value(evaluation)
+    return (
+        first
+        if first == second
+        else f"{train.get('split')}: {first}; {evaluation.get('split')}: {second}"
+    )
 
 
 def linear_probe(

@@ -184,17 +184,21 @@ def save_metrics(
     path: str | Path,
     results: Mapping[str, Mapping[str, float]] | None = None,
     percent: bool = False,
+    markdown: str | None = None,
 ) -> Path:
     """Write ``payload`` as indented JSON to ``path`` (parents created; each file written whole or
-    not at all, :func:`~torchgeo_moemae.outputs.atomic_path`) and, given ``results``
-    (``{run name: metrics}``), their :func:`format_metrics_table` next to it (``.md``).
+    not at all, :func:`~torchgeo_moemae.outputs.atomic_path`) and, given ``markdown`` or
+    ``results`` (``{run name: metrics}``: their :func:`format_metrics_table`), Markdown next to
+    it (``.md``).
 
     Used by :func:`~torchgeo_moemae.probe.linear_probe` and ``moemae probe``.
     """
     path = Path(path)
     with atomic_path(path) as partial:
         partial.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    if results is not None:
+    if markdown is None and results is not None:
+        markdown = format_metrics_table(results, percent)
+    if markdown is not None:
         with atomic_path(path.with_suffix(".md")) as partial:
-            partial.write_text(format_metrics_table(results, percent) + "\n")
+            partial.write_text(markdown + "\n")
     return path

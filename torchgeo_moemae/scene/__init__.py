@@ -13,6 +13,7 @@ with STAC records, on Lightning's predict loop.
 * :func:`pca_rgb` / :func:`save_quicklook` -- PCA-RGB pictures of embedding rasters.
 """
 
+from ..lightning_noise import silence_lightning_noise
 from .callback import SceneWriter
 from .datamodule import SceneDataModule
 from .embed import embed_scene, embed_scenes
@@ -53,3 +54,5 @@ __all__ = [
     "resolve_inputs",
     "save_quicklook",
 ]
+
+silence_lightning_noise()  # for `torchgeo predict --config configs/embed_scenes.yaml`

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 
+from ..lightning_noise import RANK_ZERO_LOGGER
 from ..models import MoEMAEEncoder
 from ..utils import default_device
 from ..vocabulary import DEFAULT_MAX_CLOUD_FRACTION, DEFAULT_POOL
@@ -33,16 +34,15 @@ def _accelerator(device: str | torch.device | None) -> tuple[str, Any]:
 
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """No Lightning banners ("GPU available: ...", tips) and none of its warnings that do not
-    apply here: the loader's workers are a choice (each reads whole scenes); Lightning's own use
-    of a deprecated torch tree API is not the user's concern."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    """No Lightning banners ("GPU available: ...") and not its warning that does not apply here:
+    the loader's workers are a choice (each reads whole scenes). (Its noise about itself is
+    filtered for every run: :mod:`torchgeo_moemae.lightning_noise`.)"""
+    log = logging.getLogger(RANK_ZERO_LOGGER)
     level = log.level
     log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            for message in ("does not have many workers", "LeafSpec"):
-                warnings.filterwarnings("ignore", f".*{message}.*")
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
             yield
     finally:
         log.setLevel(level)

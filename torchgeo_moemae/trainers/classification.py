@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torchgeo.trainers import BaseTask
 
+from ..errors import reported_in_one_line
 from ..models import MoEMAEEncoder, Provenance, create_encoder, load_weights
 from ..models.checkpoint import RANDOM_INIT
 from ..probe.metrics import make_metric_collection
@@ -46,7 +47,8 @@ class ClassificationBase(BaseTask):
         """The ``model`` hyper-parameter's encoder with ``weights`` (None: random), noting where
         the weights came from and the hours they need; ``kwargs`` go to
         :func:`~torchgeo_moemae.models.create_encoder`."""
-        checkpoint = None if weights is None else load_weights(weights)
+        with reported_in_one_line():  # not buried in `torchgeo fit`'s jsonargparse traceback
+            checkpoint = None if weights is None else load_weights(weights)
         if checkpoint is not None:
             self.initial_weights = checkpoint.provenance
             self.weights_hour_encoding = checkpoint.hour_encoding

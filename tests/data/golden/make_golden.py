@@ -68,6 +68,17 @@ def reference_weights(named_shapes: list[tuple[str, tuple[int, ...]]]) -> dict[s
     return values
 
 
+def authors_state_dict(size: str) -> dict[str, torch.Tensor]:
+    """The authors'-layout state dict the fixtures were computed with (shared weights repeated
+    under every key that aliases them, as in ``<size>_keys.json``)."""
+    keys = json.loads((HERE / f"{size}_keys.json").read_text())
+    owners: dict[str, tuple[int, ...]] = {}
+    for owner, shape in keys.values():
+        owners.setdefault(owner, tuple(shape))
+    values = reference_weights(list(owners.items()))
+    return {key: values[owner] for key, (owner, _) in keys.items()}
+
+
 def fixed_images() -> torch.Tensor:
     """``(2, 7, 40, 40)`` normalised images, exactly representable in float16."""
     gen = torch.Generator().manual_seed(SEED)
