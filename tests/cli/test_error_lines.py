@@ -54,7 +54,7 @@ def test_the_overwrite_hint_names_the_option_once(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError) as raised:
         check_output(tmp_path / "out.json")
     line = one_line(raised.value, argparse.Namespace(overwrite=False))
-    assert "pass --overwrite to replace it" in line and "(--overwrite)" not in line
+    assert "pass --overwrite to replace what exists" in line and "(--overwrite)" not in line
     assert "(overwrite=True)" in str(raised.value)  # the API keeps its keyword
 
 
