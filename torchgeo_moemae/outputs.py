@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 #: what an error about an existing output tells the user to do
-OVERWRITE_HINT = "pass --overwrite (overwrite=True) to replace what exists, or choose another output"
+OVERWRITE_HINT = (
+    "pass --overwrite (overwrite=True) to replace what exists, or choose another output"
+)
 
 #: a partial name: .<output name>.<host hash>-<pid>-<random hex>.partial
 _PARTIAL = re.compile(r"^\..+\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}\.partial$")

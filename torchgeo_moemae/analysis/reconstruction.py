@@ -86,8 +86,9 @@ def reconstruct(
     """Reconstruct normalised images with and without masking, deterministically.
 
     The model runs in eval mode (deterministic routing, no dropout) without gradients; its
-    train/eval mode is restored afterwards. The masking is :func:`~torchgeo_moemae.utils.fixed_masking` ``(0, seed)``, so
-    the same call always hides the same patches.
+    train/eval mode is restored afterwards. The masking is
+    :func:`~torchgeo_moemae.utils.fixed_masking` ``(0, seed)``, so the same call always hides
+    the same patches.
 
     Args:
         model: the MoE-MAE.

@@ -18,6 +18,7 @@ import rasterio
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import IterableDataset, get_worker_info
 
+from ..bands import BANDS
 from ..errors import root_cause
 from .grid import WindowGrid
 from .inputs import SceneSource
@@ -180,7 +181,7 @@ class Strip:
 
 def _batch(strip: Strip, block: Block | None, idx: np.ndarray, time: float, size: int) -> dict:
     if block is None:
-        images = np.zeros((0, 7, size, size), dtype=np.uint16)
+        images = np.zeros((0, len(BANDS), size, size), dtype=np.uint16)
         lat = lon = np.zeros(0)
         index = np.zeros(0, dtype=np.int64)
     else:
