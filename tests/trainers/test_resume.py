@@ -138,12 +138,12 @@ def test_lightning_can_swap_the_sampler(
 
 # --------------------------------------------------------------------------- the CLI path
 #: shipped configs by family (the DDP config is the GeoTIFF one on several devices; the
-#: linear-probe configs train a head on a frozen, deterministic encoder with the fine-tune
-#: configs' datamodules and task base, and draw nothing random)
+#: EuroSAT-L configs differ from these only in their datamodule)
 FAMILIES = {
     "geotiff": "configs/pretrain_bigearthnet_ls.yaml",
     "packed": "configs/pretrain_bigearthnet_ls_packed.yaml",
     "finetune": "configs/finetune_bigearthnet_ls.yaml",
+    "linear_probe": "configs/linear_probe_bigearthnet_ls.yaml",
 }
 #: 5 steps per epoch, 2 epochs; Ctrl-C during step 9 (epoch 1): resumed from the checkpoint of
 #: step 6 (mid-epoch, the pre-training configs' every-N-steps one) or of epoch 0's end
