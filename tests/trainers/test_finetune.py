@@ -154,3 +154,23 @@ def test_authors_weights_read_the_authors_time_from_the_datamodule(
         if source == "authors_filename":
             assert float(sample["time"]) == authors_filename_time(datamodule.val_dataset.ids[0])
     assert task.trained_hour_encoding == "utc"
+
+
+@pytest.mark.parametrize("task_class", ["FineTuneTask", "LinearProbeTask"])
+def test_json_time_with_the_authors_weights_gets_their_hour_rule(
+    task_class: str, tmp_path: Path, ben_root: Path, make_trainer: Callable[..., Any]
+) -> None:
+    """Told to read the label JSON's true time, both classification tasks give the authors'
+    weights the authors' hour rule in the encoder (their weights saw that hour), and say so."""
+    from tests.data.golden import authors_state_dict
+    from torchgeo_moemae import trainers
+    from torchgeo_moemae.datamodules import BigEarthNetLSDataModule
+
+    pth = tmp_path / "pretrained_S_best.pth"
+    torch.save({"epoch": 3, "model_state": authors_state_dict("S"), "best_train_loss": 0.5}, pth)
+    task = getattr(trainers, task_class)("S", weights=str(pth))
+    datamodule = BigEarthNetLSDataModule(ben_root, batch_size=3, time_source="json")
+    make_trainer(tmp_path, limit_val_batches=1).validate(task, datamodule=datamodule)
+    encoder = task.metadata_encoder
+    assert encoder is not None and encoder.hour_encoding == "authors"
+    assert task.time_source == "json" and task.trained_hour_encoding == "authors"
