@@ -82,7 +82,7 @@ class ClassificationBase(BaseTask):
     @property
     def metadata_encoder(self) -> MoEMAEEncoder | None:
         """The MoE-MAE encoder that reads the batches' metadata (None for other timm models)."""
-        return None
+        return next((m for m in self.modules() if isinstance(m, MoEMAEEncoder)), None)
 
     def configure_losses(self) -> None:
         """BCE-with-logits (``task="multilabel"``) or cross-entropy (``"multiclass"``)."""

@@ -94,11 +94,6 @@ class FineTuneTask(ClassificationBase):
             self.model.get_classifier().train(mode)
         return self
 
-    @property
-    def metadata_encoder(self) -> MoEMAEEncoder | None:
-        """The encoder, when it is a MoE-MAE encoder (it reads the batches' metadata)."""
-        return self.model if isinstance(self.model, MoEMAEEncoder) else None
-
     def configure_optimizers(self) -> Any:
         """AdamW over layer-wise lr-decay groups; ReduceLROnPlateau on ``val_loss``."""
         no_decay: set[str] = getattr(self.model, "no_weight_decay", set)()

@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
 from ..bands import BANDS, PATCH_SIZE
-from ..models import MoEMAEEncoder
 from ..probe.featurizer import Featurizer, check_pool
 from ..vocabulary import DEFAULT_POOL, Pool
 from .classification import ClassificationBase
@@ -89,11 +88,6 @@ class LinearProbeTask(ClassificationBase):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
         }
-
-    @property
-    def metadata_encoder(self) -> MoEMAEEncoder | None:
-        """The encoder, when it is a MoE-MAE encoder (it reads the batches' metadata)."""
-        return self.encoder if isinstance(self.encoder, MoEMAEEncoder) else None
 
     def train(self, mode: bool = True) -> LinearProbeTask:
         """Set the mode of the head; the encoder always stays in eval mode."""
